@@ -1,0 +1,33 @@
+"""kerastune_ft: fine-tune pretrained Keras 3 models on small datasets.
+
+Usage:
+
+    import kerastune_ft as kft
+
+    data = kft.data.load_images("flowers/", image_size=(160, 160))
+    model = kft.build_image_classifier("mobilenet_v2", len(data.class_names))
+    model.fit(data.train, validation_data=data.val, epochs=5)
+"""
+
+__version__ = "0.1.0"
+
+from kerastune_ft._warnings import KerasTuneFTWarning
+from kerastune_ft import augment, backbones, data, freezing
+from kerastune_ft.augment.text import TextAugmenter, augment_dataset
+from kerastune_ft.builders.image import build_image_classifier
+from kerastune_ft.builders.text import build_text_classifier
+from kerastune_ft.freezing import describe_layers
+
+__all__ = [
+    "KerasTuneFTWarning",
+    "TextAugmenter",
+    "__version__",
+    "augment",
+    "augment_dataset",
+    "backbones",
+    "build_image_classifier",
+    "build_text_classifier",
+    "data",
+    "describe_layers",
+    "freezing",
+]

@@ -1,0 +1,1 @@
+"""Augmentation: Keras layers for images, nlpaug for text."""

@@ -1,0 +1,179 @@
+"""Where pretrained weights come from: one place for every backbone.
+
+`weights="imagenet"` keeps Keras' normal download and cache, but first looks
+in a local weights directory for the very file Keras would download, so that
+air-gapped machines (and our tests) work offline:
+
+- `KFT_WEIGHTS_DIR`: a folder holding the files Keras downloads, either flat
+  (`$KFT_WEIGHTS_DIR/<file>`) or in Keras' cache layout
+  (`$KFT_WEIGHTS_DIR/models/<file>`). Copy the files from a machine with
+  internet (`~/.keras/models/`) to use them offline.
+- Keras' own cache (`$KERAS_HOME/models`, default `~/.keras/models`).
+
+A path (`weights="/path/file.weights.h5"`) loads that file; `weights=None` is
+random initialization. When nothing is found and the download fails, the
+error names the file it looked for, the folders it searched and how to
+provide the file, instead of a raw URL error.
+"""
+
+import contextlib
+import glob
+import os
+import re
+
+ENV_WEIGHTS_DIR = "KFT_WEIGHTS_DIR"
+
+
+class WeightsNotFoundError(ValueError):
+    """Pretrained weights were asked for but cannot be found or downloaded."""
+
+
+def weights_search_dirs():
+    """Returns the folders searched for pretrained weight files, in order.
+
+    Returns:
+        A list of existing directory paths: `$KFT_WEIGHTS_DIR`,
+        `$KFT_WEIGHTS_DIR/models`, then Keras' cache `models` folder.
+
+    Example:
+
+    >>> import kerastune_ft as kft
+    >>> isinstance(kft.backbones.weights_search_dirs(), list)
+    True
+    """
+    dirs = []
+    local = os.environ.get(ENV_WEIGHTS_DIR)
+    if local:
+        dirs += [local, os.path.join(local, "models")]
+    keras_home = os.environ.get("KERAS_HOME") or os.path.join(
+        os.path.expanduser("~"), ".keras"
+    )
+    dirs.append(os.path.join(keras_home, "models"))
+    return [d for d in dirs if os.path.isdir(d)]
+
+
+def _size_variants(file_name):
+    # Keras names no-top weights after the input size (`..._0.35_160_no_top.h5`)
+    # although their tensors have the same shapes at every size: accept any
+    # size's file when the exact one is missing.
+    match = re.match(r"^(.*_)(\d+)(_no_top\.h5)$", file_name)
+    if not match:
+        return []
+    return [match.group(1) + "*" + match.group(3)]
+
+
+def find_local_weights(file_name):
+    """Looks for a weights file in the local search folders.
+
+    Args:
+        file_name: the file name Keras would download.
+
+    Returns:
+        The path of the first match, or `None`.
+
+    Example:
+
+    >>> import kerastune_ft as kft
+    >>> kft.backbones.find_local_weights("no_such_file.h5") is None
+    True
+    """
+    dirs = weights_search_dirs()
+    for directory in dirs:
+        candidate = os.path.join(directory, file_name)
+        if os.path.isfile(candidate):
+            return candidate
+    for pattern in _size_variants(file_name):
+        for directory in dirs:
+            matches = sorted(glob.glob(os.path.join(directory, pattern)))
+            if matches:
+                return matches[0]
+    return None
+
+
+def _not_found_message(file_name, origin, cause):
+    searched = weights_search_dirs()
+    where = ", ".join(searched) if searched else "(no such folder exists yet)"
+    return (
+        f"Pretrained weights file {file_name!r} was not found locally and could "
+        f"not be downloaded ({type(cause).__name__}: {cause}). Searched: {where}. "
+        f"To use it offline, download it on a machine with internet from {origin} "
+        f"and put it in a folder named by the {ENV_WEIGHTS_DIR} environment "
+        f"variable (e.g. `export {ENV_WEIGHTS_DIR}=~/kft_weights`), or pass "
+        "`weights='/path/to/file.h5'`, or `weights=None` for random "
+        "initialization."
+    )
+
+
+@contextlib.contextmanager
+def local_weights_first():
+    """Makes Keras weight downloads look in local folders first.
+
+    Inside this context, every `keras.applications` constructor called with
+    `weights="imagenet"` uses a file from `weights_search_dirs()` when one
+    is there, downloads otherwise, and raises `WeightsNotFoundError` with
+    instructions when the download fails.
+
+    Example:
+
+    >>> import keras, kerastune_ft as kft
+    >>> with kft.backbones.local_weights_first():
+    ...     model = keras.applications.MobileNetV2(
+    ...         weights=None, include_top=False, input_shape=(96, 96, 3))
+    """
+    from keras.src.utils import file_utils
+
+    original = file_utils.get_file
+
+    def get_file(fname=None, origin=None, *args, **kwargs):
+        # Keras passes the name positionally or by keyword; origin may be
+        # all it passes.
+        name = fname or (os.path.basename(origin) if origin else None)
+        if name:
+            local = find_local_weights(name)
+            if local is not None:
+                return local
+        try:
+            return original(fname, origin, *args, **kwargs)
+        except Exception as e:  # Any download failure gets the same advice.
+            raise WeightsNotFoundError(_not_found_message(name, origin, e)) from e
+
+    file_utils.get_file = get_file
+    try:
+        yield
+    finally:
+        file_utils.get_file = original
+
+
+def check_weights_argument(weights):
+    """Validates a `weights` argument: "imagenet", a file path, or None.
+
+    Args:
+        weights: the value received.
+
+    Returns:
+        `weights`, with a path expanded (`~`) when it is one.
+
+    Example:
+
+    >>> import kerastune_ft as kft
+    >>> kft.backbones.check_weights_argument(None) is None
+    True
+    """
+    if weights is None or weights == "imagenet":
+        return weights
+    if isinstance(weights, os.PathLike):
+        weights = os.fspath(weights)
+    if not isinstance(weights, str):
+        raise TypeError(
+            '`weights` must be "imagenet", a path to a weights file, or None. '
+            f"Received: weights={weights!r} of type {type(weights).__name__}."
+        )
+    path = os.path.expanduser(weights)
+    if not os.path.exists(path):
+        raise ValueError(
+            '`weights` must be "imagenet", None, or the path of an existing '
+            f"weights file. Received: weights={weights!r}, which does not exist. "
+            "Check the path, or use weights='imagenet' (downloads, or reads "
+            f"${ENV_WEIGHTS_DIR})."
+        )
+    return path

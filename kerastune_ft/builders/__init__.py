@@ -1,0 +1,1 @@
+"""Model assembly: pretrained backbone + frozen layers + regularized head."""

@@ -1,0 +1,1 @@
+"""Data loading for images and texts (issue 2). Placeholder until implemented."""
