@@ -65,8 +65,7 @@ def check_number(
         expected = "an integer" if integer else "a number"
         raise TypeError(
             f"`{name}` must be {expected}. Received: {name}={value!r} "
-            f"of type {type(value).__name__}."
-            + (f" {hint}" if hint else "")
+            f"of type {type(value).__name__}." + (f" {hint}" if hint else "")
         )
     too_low = low is not None and (value < low or (value == low and not low_inclusive))
     too_high = high is not None and (

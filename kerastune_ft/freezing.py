@@ -50,7 +50,9 @@ def get_backbone(model):
     return model
 
 
-def resolve_freeze_count(freeze, num_units, *, unit="layers", names=None, what="The backbone"):
+def resolve_freeze_count(
+    freeze, num_units, *, unit="layers", names=None, what="The backbone"
+):
     """Turns a `freeze` argument into how many leading units to freeze.
 
     Args:
@@ -75,8 +77,7 @@ def resolve_freeze_count(freeze, num_units, *, unit="layers", names=None, what="
     5
     """
     advice = (
-        f"{what} has {num_units} {unit}. Use `kft.describe_layers(model)` to "
-        "choose N."
+        f"{what} has {num_units} {unit}. Use `kft.describe_layers(model)` to choose N."
     )
     if isinstance(freeze, bool):
         raise TypeError(
@@ -97,8 +98,7 @@ def resolve_freeze_count(freeze, num_units, *, unit="layers", names=None, what="
         hint = f" Close matches: {', '.join(close)}." if close else ""
         raise ValueError(
             '`freeze` must be "all", "none", an int, a float fraction or the '
-            f"name of a backbone layer. Received: freeze={freeze!r}.{hint} "
-            + advice
+            f"name of a backbone layer. Received: freeze={freeze!r}.{hint} " + advice
         )
     if isinstance(freeze, numbers.Integral):
         freeze = int(freeze)

@@ -7,6 +7,9 @@ import random
 import numpy as np
 import pytest
 
+# Quieter TensorFlow logs in test output; users keep their own setting.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -36,13 +39,8 @@ def _seed_everything():
     keras.backend.clear_session()
 
 
-@pytest.fixture(scope="session")
-def shared_dir():
-    """The real offline assets folder (`KFT_SHARED`, default `../shared`).
-
-    Fails in CI when it is missing, because CI must run the real-asset tests;
-    skips elsewhere (a user's machine) with the reason.
-    """
+def require_shared():
+    """Returns the real assets folder, or fails (CI) / skips (elsewhere) saying why."""
     path = _shared_path()
     if not (path / "README.md").is_file():
         message = (
@@ -53,3 +51,13 @@ def shared_dir():
             pytest.fail(message + "; CI=true requires it.")
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def shared_dir():
+    """The real offline assets folder (`KFT_SHARED`, default `../shared`).
+
+    Fails in CI when it is missing, because CI must run the real-asset tests;
+    skips elsewhere (a user's machine) with the reason.
+    """
+    return require_shared()

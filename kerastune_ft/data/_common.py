@@ -1,0 +1,271 @@
+"""Helpers shared by the image and text loaders: labels, splits, pipelines."""
+
+import numbers
+import warnings
+
+import numpy as np
+
+from kerastune_ft._validation import check_fraction, check_number
+from kerastune_ft._warnings import KerasTuneFTWarning
+from kerastune_ft.data._result import SPLITS, LoadedData
+
+# How many offending items an error or warning names before "... and N more".
+MAX_LISTED = 10
+
+
+def listed(items, limit=MAX_LISTED):
+    """Formats the first `limit` items and how many were left out."""
+    items = list(items)
+    text = ", ".join(str(i) for i in items[:limit])
+    if len(items) > limit:
+        text += f", ... and {len(items) - limit} more"
+    return text
+
+
+def check_common_args(batch_size, val_split, test_split, seed):
+    """Validates the arguments every loader shares."""
+    check_number("batch_size", batch_size, low=1, integer=True)
+    check_fraction("val_split", val_split)
+    check_fraction("test_split", test_split)
+    check_number("seed", seed, low=0, integer=True)
+    if val_split + test_split >= 1:
+        raise ValueError(
+            "`val_split + test_split` must be less than 1 so that some examples "
+            f"are left for training. Received: val_split={val_split}, "
+            f"test_split={test_split}."
+        )
+
+
+def warn_skipped(skipped, what, hint):
+    """Emits ONE warning listing every skipped item (nothing lost silently)."""
+    if not skipped:
+        return
+    details = listed(f"{item} ({reason})" for item, reason in skipped)
+    warnings.warn(
+        f"Skipped {len(skipped)} {what}: {details}. {hint}",
+        KerasTuneFTWarning,
+        stacklevel=3,
+    )
+
+
+def _as_label(value):
+    """Normalizes one raw label to an int or a str (digit strings become ints)."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8")
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real) and float(value).is_integer():
+        return int(value)
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped.lstrip("-").isdigit():
+            return int(stripped)
+        return stripped
+    raise TypeError(
+        "Labels must be integers or strings (class names). "
+        f"Received: label={value!r} of type {type(value).__name__}."
+    )
+
+
+def check_class_names(class_names):
+    """Validates a user-given `class_names` and returns it as a tuple of str."""
+    if class_names is None:
+        return None
+    if isinstance(class_names, str) or not hasattr(class_names, "__iter__"):
+        raise TypeError(
+            "`class_names` must be a list of strings. "
+            f"Received: class_names={class_names!r}."
+        )
+    names = tuple(str(c) for c in class_names)
+    if len(set(names)) != len(names) or len(names) < 2:
+        raise ValueError(
+            "`class_names` must hold at least 2 distinct names. "
+            f"Received: class_names={list(class_names)!r}."
+        )
+    return names
+
+
+def encode_labels(raw_by_split, class_names=None, *, where="the labels"):
+    """Maps raw labels (ints or class-name strings) to int32 class indices.
+
+    Args:
+        raw_by_split: `{split: sequence of raw labels}`.
+        class_names: optional tuple of names (already checked). When given,
+            string labels must be one of them and int labels must index them.
+        where: where the labels came from, for error messages.
+
+    Returns:
+        `({split: int32 array}, class_names tuple)`.
+    """
+    normalized = {s: [_as_label(v) for v in raw] for s, raw in raw_by_split.items()}
+    values = {v for labels in normalized.values() for v in labels}
+    if class_names is None:
+        kinds = {type(v) for v in values}
+        if len(kinds) > 1:
+            raise ValueError(
+                f"{where} mix integers and words: {listed(sorted(map(str, values)))}. "
+                "Use one kind, or pass `class_names` to say what integers mean."
+            )
+        ordered = sorted(values)
+        class_names = tuple(str(v) for v in ordered)
+        index = {v: i for i, v in enumerate(ordered)}
+    else:
+        index = {name: i for i, name in enumerate(class_names)}
+        index.update({i: i for i in range(len(class_names))})
+        unknown = sorted((v for v in values if v not in index), key=str)
+        if unknown:
+            counts = {
+                u: sum(labels.count(u) for labels in normalized.values())
+                for u in unknown
+            }
+            raise ValueError(
+                f"{where} contain {len(unknown)} unknown label value(s) not in "
+                f"`class_names`: {listed(f'{u!r} x{counts[u]}' for u in unknown)}. "
+                f"Received: class_names={list(class_names)!r}. Fix the labels, or "
+                "add the missing names to `class_names`."
+            )
+    if len(class_names) < 2:
+        raise ValueError(
+            f"{where} hold a single class ({listed(class_names)}); a classifier "
+            "needs at least 2. Check the labels or the folder layout."
+        )
+    encoded = {
+        s: np.asarray([index[v] for v in labels], dtype=np.int32)
+        for s, labels in normalized.items()
+    }
+    return encoded, class_names
+
+
+def _stratified(indices, labels, size, seed, what, class_names):
+    from sklearn.model_selection import train_test_split
+
+    try:
+        return train_test_split(
+            indices, test_size=size, stratify=labels, random_state=seed
+        )
+    except ValueError as err:
+        per_class = np.bincount(labels, minlength=len(class_names))
+        counts = ", ".join(
+            f"{name}={n}" for name, n in zip(class_names, per_class) if n
+        )
+        raise ValueError(
+            f"Cannot carve a stratified {what} split of {size:g} from "
+            f"{len(indices)} examples (per class: {counts}): {err} Every class "
+            f"needs at least 2 examples and the {what} split needs at least one "
+            f"per class. Lower or raise `{what}_split`, or add examples."
+        ) from None
+
+
+def assign_splits(given, *, val_split, test_split, seed, class_names):
+    """Carves val/test out of train (seeded, stratified) when not given.
+
+    Args:
+        given: `{split: (inputs, int labels)}` with at least "train". Splits
+            already present are kept as they are; their `*_split` is ignored.
+        val_split: fraction of all train-pool examples for val (0 for none).
+        test_split: fraction of all train-pool examples for test.
+        seed: the split seed; the same seed gives the same split.
+        class_names: for error messages.
+
+    Returns:
+        `{split: (inputs, labels)}` for the splits that exist.
+    """
+    x, y = given["train"]
+    out = {k: v for k, v in given.items() if k != "train"}
+    carve_test = "test" not in given and test_split > 0
+    carve_val = "val" not in given and val_split > 0
+    pool = np.arange(len(y))
+    if carve_test:
+        pool, test_idx = _stratified(pool, y, test_split, seed, "test", class_names)
+        test_idx = np.sort(test_idx)
+        out["test"] = (x[test_idx], y[test_idx])
+    if carve_val:
+        # val_split is a fraction of the whole pool, not of what test left.
+        fraction = val_split / (1.0 - test_split) if carve_test else val_split
+        pool, val_idx = _stratified(
+            pool, y[pool], fraction, seed, "val", class_names
+        )
+        val_idx = np.sort(val_idx)
+        out["val"] = (x[val_idx], y[val_idx])
+    pool = np.sort(pool)
+    out["train"] = (x[pool], y[pool])
+    return {s: out[s] for s in SPLITS if s in out}
+
+
+def make_dataset(inputs, labels, *, batch_size, shuffle, seed, to_float):
+    """Builds the batched `tf.data` pipeline over in-memory examples.
+
+    The examples are decoded (and resized) once, before this, so the inputs
+    already sit in memory: a `cache()` would only copy them again. The
+    pipeline shuffles indices (not images) every epoch, so the shuffle buffer
+    stays small, gathers whole batches, and casts pixels to float32 in a
+    parallel map.
+    """
+    import tensorflow as tf
+
+    x = tf.constant(inputs)
+    y = tf.constant(labels, dtype=tf.int32)
+    ds = tf.data.Dataset.range(len(labels))
+    if shuffle:
+        ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+
+    def gather(idx):
+        batch = tf.gather(x, idx)
+        if to_float:
+            batch = tf.cast(batch, tf.float32)
+        return batch, tf.gather(y, idx)
+
+    ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def build_result(
+    examples,
+    class_names,
+    *,
+    modality,
+    batch_size,
+    seed,
+    source,
+    skipped=(),
+    image_size=None,
+):
+    """Turns `{split: (inputs, labels)}` into a `LoadedData`."""
+    datasets = {
+        split: make_dataset(
+            x,
+            y,
+            batch_size=batch_size,
+            shuffle=split == "train",
+            seed=seed,
+            to_float=modality == "image",
+        )
+        for split, (x, y) in examples.items()
+    }
+    counts = {
+        split: {
+            name: int(n)
+            for name, n in zip(class_names, np.bincount(y, minlength=len(class_names)))
+        }
+        for split, (_, y) in examples.items()
+    }
+    if not len(examples["train"][1]):
+        raise ValueError(f"No training examples were loaded from {source}.")
+    return LoadedData(
+        train=datasets["train"],
+        val=datasets.get("val"),
+        test=datasets.get("test"),
+        class_names=tuple(class_names),
+        counts=counts,
+        examples=examples,
+        modality=modality,
+        source=source,
+        skipped=tuple(skipped),
+        image_size=image_size,
+        batch_size=batch_size,
+    )

@@ -1,0 +1,33 @@
+"""Pins the public API: what `import kerastune_ft as kft` offers."""
+
+import kerastune_ft as kft
+
+EXPECTED = {
+    "KerasTuneFTWarning",
+    "TextAugmenter",
+    "__version__",
+    "augment",
+    "augment_dataset",
+    "backbones",
+    "build_image_classifier",
+    "build_text_classifier",
+    "data",
+    "describe_layers",
+    "freezing",
+}
+
+
+def test_all_is_pinned():
+    assert set(kft.__all__) == EXPECTED
+
+
+def test_every_exported_name_exists():
+    for name in kft.__all__:
+        assert getattr(kft, name) is not None, name
+
+
+def test_public_callables_have_examples():
+    # Docstrings with a runnable Example are part of the contract.
+    for name in ("build_image_classifier", "build_text_classifier", "describe_layers"):
+        doc = getattr(kft, name).__doc__ or ""
+        assert "Args:" in doc and "Returns:" in doc and "Example" in doc, name
