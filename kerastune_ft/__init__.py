@@ -12,13 +12,15 @@ Usage:
 __version__ = "0.1.0"
 
 from kerastune_ft._warnings import KerasTuneFTWarning
-from kerastune_ft import augment, backbones, data, freezing
+from kerastune_ft import augment, backbones, data, freezing, training
 from kerastune_ft.augment.text import TextAugmenter, augment_dataset
 from kerastune_ft.builders.image import build_image_classifier
 from kerastune_ft.builders.text import build_text_classifier
 from kerastune_ft.freezing import describe_layers
+from kerastune_ft.training import FineTuneResult, fine_tune, unfreeze
 
 __all__ = [
+    "FineTuneResult",
     "KerasTuneFTWarning",
     "TextAugmenter",
     "__version__",
@@ -29,5 +31,8 @@ __all__ = [
     "build_text_classifier",
     "data",
     "describe_layers",
+    "fine_tune",
     "freezing",
+    "training",
+    "unfreeze",
 ]

@@ -3,6 +3,10 @@
 import kerastune_ft as kft
 
 EXPECTED = {
+    "FineTuneResult",
+    "fine_tune",
+    "training",
+    "unfreeze",
     "KerasTuneFTWarning",
     "TextAugmenter",
     "__version__",
@@ -28,6 +32,12 @@ def test_every_exported_name_exists():
 
 def test_public_callables_have_examples():
     # Docstrings with a runnable Example are part of the contract.
-    for name in ("build_image_classifier", "build_text_classifier", "describe_layers"):
+    for name in (
+        "build_image_classifier",
+        "build_text_classifier",
+        "describe_layers",
+        "fine_tune",
+        "unfreeze",
+    ):
         doc = getattr(kft, name).__doc__ or ""
         assert "Args:" in doc and "Returns:" in doc and "Example" in doc, name

@@ -1,0 +1,948 @@
+"""The training engine: staged fine-tuning, unfreezing, frozen-feature caching.
+
+`fine_tune` trains a kerastune_ft model (or any functional Keras model whose
+backbone is the nested layer named `"backbone"`) in stages: stage 1 trains the
+head on the frozen backbone; later stages unfreeze the top of the backbone and
+continue at a lower learning rate. Early stopping restores the best weights
+across all stages.
+
+When everything below the first trainable layer is frozen and sees no random
+augmentation, that part is run once per example and its outputs are cached:
+only the head trains, on the cached tensors. The head layers are the model's
+own layers, so the returned model is the full model with trained weights.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import time
+import warnings
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kerastune_ft import freezing
+from kerastune_ft._validation import check_choice, check_number
+from kerastune_ft._warnings import KerasTuneFTWarning
+
+_SCHEDULES = ("cosine", "linear", "constant")
+# Layers that are random in training: the augmentation layers Keras ships
+# (RandomFlip, RandomRotation, ...) and the noise/dropout family.
+_RANDOM_LAYER_NAMES = (
+    "RandAugment",
+    "AugMix",
+    "MixUp",
+    "CutMix",
+    "Dropout",
+    "SpatialDropout1D",
+    "SpatialDropout2D",
+    "SpatialDropout3D",
+    "GaussianNoise",
+    "GaussianDropout",
+    "AlphaDropout",
+)
+# Weight decay on these would pull normalization scales and biases to zero.
+_NO_DECAY = ["bias", "gamma", "beta", "layer_norm", "layernorm", "LayerNorm"]
+
+
+@keras.saving.register_keras_serializable(package="kerastune_ft")
+class SparseCategoricalCrossentropyWithSmoothing(keras.losses.Loss):
+    """Sparse categorical cross-entropy with label smoothing.
+
+    Keras' `SparseCategoricalCrossentropy` has no `label_smoothing`; this one
+    one-hot encodes the integer labels and smooths them.
+
+    Args:
+        from_logits: whether predictions are logits. Defaults to `False`.
+        label_smoothing: float in [0, 1). Defaults to `0.0`.
+        name: loss name. Defaults to
+            `"sparse_categorical_crossentropy_with_smoothing"`.
+
+    Example:
+
+    >>> import numpy as np, kerastune_ft as kft
+    >>> loss = kft.training.SparseCategoricalCrossentropyWithSmoothing(
+    ...     from_logits=True, label_smoothing=0.1)
+    >>> float(loss(np.array([1]), np.array([[0.0, 5.0]]))) > 0
+    True
+    """
+
+    def __init__(
+        self,
+        from_logits=False,
+        label_smoothing=0.0,
+        name="sparse_categorical_crossentropy_with_smoothing",
+        **kwargs,
+    ):
+        super().__init__(name=name, **kwargs)
+        self.from_logits = from_logits
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        num_classes = keras.ops.shape(y_pred)[-1]
+        y_true = keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1,))
+        one_hot = keras.ops.one_hot(y_true, num_classes, dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(
+            one_hot,
+            y_pred,
+            from_logits=self.from_logits,
+            label_smoothing=self.label_smoothing,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
+        )
+        return config
+
+
+@dataclasses.dataclass
+class StageReport:
+    """What one training stage did.
+
+    Attributes:
+        name: `"head"` for stage 1, then `"unfreeze top N"` / `"unfreeze all"`.
+        first_epoch: first epoch of the stage (1-based, counting across stages).
+        last_epoch: last epoch run.
+        learning_rate: peak learning rate.
+        trainable_params: trainable parameters during the stage.
+        seconds: wall time, feature caching included.
+        cached: `"train+val"`, `"val"` or `"none"`.
+    """
+
+    name: str
+    first_epoch: int
+    last_epoch: int
+    learning_rate: float
+    trainable_params: int
+    seconds: float
+    cached: str
+
+
+@dataclasses.dataclass
+class FineTuneResult:
+    """What `kft.fine_tune` returns.
+
+    Attributes:
+        model: the trained model, with the best weights restored.
+        history: metrics per epoch, merged across stages (`{"loss": [...],
+            "val_loss": [...], ...}`).
+        stages: a `StageReport` per stage.
+        best_epoch: the 1-based epoch whose weights were restored, or `None`
+            when nothing was monitored.
+        best_metrics: the metrics of that epoch.
+        monitor: the metric that chose the best epoch.
+        restored_best: whether the model holds the best epoch's weights
+            (`True` with early stopping) or the last epoch's.
+    """
+
+    model: keras.Model
+    history: dict
+    stages: list
+    best_epoch: int | None
+    best_metrics: dict
+    monitor: str
+    restored_best: bool = True
+
+    @property
+    def epochs_run(self):
+        """How many epochs ran, across stages."""
+        return len(next(iter(self.history.values()), []))
+
+    def __repr__(self):
+        lines = [
+            f"FineTuneResult: {self.epochs_run} epochs in {len(self.stages)} stage(s)"
+        ]
+        for s in self.stages:
+            lines.append(
+                f"  {s.name}: epochs {s.first_epoch}-{s.last_epoch}, lr {s.learning_rate:g}, "
+                f"{s.trainable_params:,} trainable params, {s.seconds:.1f}s, cached: {s.cached}"
+            )
+        if self.best_epoch is not None:
+            metrics = ", ".join(f"{k}={v:.4f}" for k, v in self.best_metrics.items())
+            lines.append(f"  best epoch {self.best_epoch} by {self.monitor}: {metrics}")
+        return "\n".join(lines)
+
+
+def backbone_units(backbone):
+    """Splits a backbone into the units that `freeze`/`unfreeze` count.
+
+    Transformer backbones (keras-hub, with `transformer_layers`) have the
+    embeddings as one unit followed by one unit per transformer block; other
+    backbones have one unit per layer.
+
+    Args:
+        backbone: a backbone `keras.Model`.
+
+    Returns:
+        A list of `(name, [layers])` pairs, bottom to top.
+
+    Example:
+
+    >>> import keras, kerastune_ft as kft
+    >>> base = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="d")])
+    >>> [name for name, _ in kft.training.backbone_units(base)]
+    ['d']
+    """
+    blocks = list(getattr(backbone, "transformer_layers", None) or [])
+    if not blocks:
+        return [(layer.name, [layer]) for layer in backbone.layers]
+    block_ids = {id(b) for b in blocks}
+    rest = [layer for layer in backbone.layers if id(layer) not in block_ids]
+    return [("embeddings", rest)] + [(b.name, [b]) for b in blocks]
+
+
+def _set_trainable_top(model, top, bn_trainable):
+    backbone = freezing.get_backbone(model)
+    if backbone is model:
+        raise ValueError(
+            "`model` has no marked backbone: kft.unfreeze and kft.fine_tune look for "
+            "a nested layer named 'backbone' (or a `.backbone` attribute). Build the "
+            "model with kft.build_image_classifier / kft.build_text_classifier, or "
+            "name your backbone 'backbone'."
+        )
+    units = backbone_units(backbone)
+    if top == "all":
+        n_top = len(units)
+    else:
+        check_number(
+            "top",
+            top,
+            low=0,
+            high=len(units),
+            integer=True,
+            hint=f"The backbone has {len(units)} units; use kft.describe_layers(model).",
+        )
+        n_top = top
+    backbone.trainable = True
+    for index, (_, layers) in enumerate(units):
+        train = index >= len(units) - n_top
+        for layer in layers:
+            layer.trainable = train
+            if not bn_trainable:
+                for sub in layer._flatten_layers(include_self=True):
+                    if isinstance(sub, keras.layers.BatchNormalization):
+                        sub.trainable = False
+    return n_top
+
+
+def _recompile(model, optimizer, label_smoothing=None, like=None):
+    # `like`: take loss and metrics from another model (the head sub-model
+    # trains on cached features with the full model's loss and metrics).
+    config = (like or model).get_compile_config()
+    if not config:
+        raise ValueError(
+            "`model` must be compiled before training, so that its loss and metrics "
+            "are known. Build it with compile=True or call model.compile(...)."
+        )
+    config = keras.saving.deserialize_keras_object(config)
+    config["optimizer"] = optimizer
+    if label_smoothing is not None:
+        config["loss"] = _smoothed_loss(config["loss"], label_smoothing)
+    model.compile(**config)
+
+
+def _smoothed_loss(loss, label_smoothing):
+    if isinstance(loss, str):
+        loss = keras.losses.get(loss)
+    if isinstance(loss, (SparseCategoricalCrossentropyWithSmoothing,)):
+        return SparseCategoricalCrossentropyWithSmoothing(
+            from_logits=loss.from_logits, label_smoothing=label_smoothing
+        )
+    if isinstance(loss, keras.losses.SparseCategoricalCrossentropy):
+        return SparseCategoricalCrossentropyWithSmoothing(
+            from_logits=loss.get_config().get("from_logits", False),
+            label_smoothing=label_smoothing,
+        )
+    if isinstance(
+        loss, (keras.losses.CategoricalCrossentropy, keras.losses.BinaryCrossentropy)
+    ):
+        config = loss.get_config()
+        config["label_smoothing"] = label_smoothing
+        return type(loss).from_config(config)
+    if label_smoothing:
+        raise ValueError(
+            "`label_smoothing` needs a cross-entropy loss. The model was compiled "
+            f"with {loss!r}. Received: label_smoothing={label_smoothing}."
+        )
+    return loss
+
+
+def _optimizer(learning_rate, weight_decay):
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=learning_rate, weight_decay=weight_decay
+    )
+    optimizer.exclude_from_weight_decay(var_names=_NO_DECAY)
+    return optimizer
+
+
+def _schedule(kind, learning_rate, warmup, total_steps):
+    if kind == "constant" or total_steps is None:
+        return learning_rate
+    warmup_steps = int(round(warmup * total_steps)) if warmup < 1 else int(warmup)
+    decay_steps = max(1, total_steps - warmup_steps)
+    if kind == "cosine":
+        return keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=0.0 if warmup_steps else learning_rate,
+            decay_steps=decay_steps,
+            warmup_target=learning_rate if warmup_steps else None,
+            warmup_steps=warmup_steps,
+        )
+    return _WarmupLinear(learning_rate, warmup_steps, decay_steps)
+
+
+@keras.saving.register_keras_serializable(package="kerastune_ft")
+class _WarmupLinear(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warmup from 0 to `peak`, then linear decay to 0."""
+
+    def __init__(self, peak, warmup_steps, decay_steps):
+        self.peak = peak
+        self.warmup_steps = warmup_steps
+        self.decay_steps = decay_steps
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        warm = self.peak * step / max(1, self.warmup_steps)
+        progress = (step - self.warmup_steps) / max(1, self.decay_steps)
+        decay = self.peak * keras.ops.maximum(0.0, 1.0 - progress)
+        return keras.ops.where(step < self.warmup_steps, warm, decay)
+
+    def get_config(self):
+        return {
+            "peak": self.peak,
+            "warmup_steps": self.warmup_steps,
+            "decay_steps": self.decay_steps,
+        }
+
+
+# ---------------------------------------------------------------------------
+# Frozen-feature caching
+# ---------------------------------------------------------------------------
+
+
+def _nodes_in(model):
+    return [node for nodes in model._nodes_by_depth.values() for node in nodes]
+
+
+def _consumers(model, tensor):
+    return [
+        node
+        for node in _nodes_in(model)
+        if any(t is tensor for t in node.input_tensors)
+    ]
+
+
+def _is_random(layer):
+    name = type(layer).__name__
+    return name.startswith("Random") or name in _RANDOM_LAYER_NAMES
+
+
+def _has_random(layer):
+    for sub in layer._flatten_layers(include_self=True):
+        if _is_random(sub):
+            return True
+    return False
+
+
+@dataclasses.dataclass
+class _Split:
+    features: keras.Model  # inputs -> cached tensor, frozen and deterministic
+    head: keras.Model  # cached tensor -> outputs, the model's own layers
+    random_below: bool  # augmentation below the cut: only validation is cached
+
+
+def split_frozen_prefix(model):
+    """Cuts a model where its frozen, weight-free prefix ends.
+
+    The cut is placed after the backbone (when it has no trainable weights)
+    and after any following layers that have no weights and are not random
+    (pooling, flatten), so the cached tensors are as small as possible.
+
+    Args:
+        model: a functional model with a marked backbone.
+
+    Returns:
+        A `_Split` (feature model, head model, whether random layers sit below
+        the cut), or `None` when nothing can be cached.
+    """
+    if not hasattr(model, "_nodes_by_depth") or not model.inputs:
+        return None
+    backbone = freezing.get_backbone(model)
+    if backbone is model or backbone.trainable_weights:
+        return None
+    calls = [n for n in _nodes_in(model) if n.operation is backbone]
+    if len(calls) != 1 or len(calls[0].outputs) != 1:
+        return None
+    tensor = calls[0].outputs[0]
+    # Advance through weight-free deterministic layers (pooling, flatten...).
+    while True:
+        consumers = _consumers(model, tensor)
+        if len(consumers) != 1:
+            break
+        node = consumers[0]
+        layer = node.operation
+        if layer.weights or _is_random(layer) or len(node.outputs) != 1:
+            break
+        if len(node.input_tensors) != 1:
+            break
+        tensor = node.outputs[0]
+    if any(tensor is t for t in model.outputs):
+        return None
+    features = keras.Model(model.inputs, tensor, name="cached_features")
+    if features.trainable_weights:
+        return None
+    # The backbone itself is called in inference mode (training=False), so its
+    # internal dropout is off; everything else below the cut must be checked.
+    random_below = any(
+        _has_random(layer) for layer in features.layers if layer is not backbone
+    )
+    backbone_training = calls[0].arguments.kwargs.get("training", None)
+    if backbone_training is not False and _has_random(backbone):
+        random_below = True
+    head = keras.Model(tensor, model.outputs, name="head")
+    return _Split(features, head, random_below)
+
+
+def _materialize(features, dataset):
+    """Runs `features` once over `dataset`; returns (features, labels, batch size)."""
+    outputs, labels, batch_size = [], [], None
+
+    @tf.function(reduce_retracing=True)
+    def run(x):
+        return features(x, training=False)
+
+    for x, y in dataset:
+        if batch_size is None:
+            batch_size = int(tf.shape(y)[0])
+        outputs.append(run(x).numpy())
+        labels.append(y.numpy())
+    if not outputs:
+        raise ValueError("The dataset is empty: there is nothing to train on.")
+    return np.concatenate(outputs), np.concatenate(labels), batch_size
+
+
+def _as_dataset(features, labels, batch_size, shuffle, seed):
+    dataset = tf.data.Dataset.from_tensor_slices((features, labels))
+    if shuffle:
+        dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+class _CachedValidation(keras.callbacks.Callback):
+    """Adds `val_*` metrics computed on cached validation features."""
+
+    def __init__(self, head, dataset):
+        super().__init__()
+        self.head = head
+        self.dataset = dataset
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        results = self.head.evaluate(self.dataset, verbose=0, return_dict=True)
+        logs.update({f"val_{k}": float(v) for k, v in results.items()})
+
+
+# ---------------------------------------------------------------------------
+# Public API
+# ---------------------------------------------------------------------------
+
+
+def unfreeze(
+    model, top="all", *, learning_rate=1e-5, weight_decay=1e-4, bn_trainable=False
+):
+    """Unfreezes the top of the backbone and recompiles, for plain `model.fit`.
+
+    BatchNormalization layers stay frozen (and the backbone is called in
+    inference mode) unless `bn_trainable=True`. The loss and metrics the model
+    was compiled with are kept; the optimizer becomes AdamW at
+    `learning_rate`.
+
+    Args:
+        model: a compiled model with a marked backbone.
+        top: how many top units to unfreeze (layers for image backbones;
+            transformer blocks, then embeddings, for text backbones), or
+            `"all"`. Defaults to `"all"`.
+        learning_rate: learning rate after unfreezing; keep it small.
+            Defaults to `1e-5`.
+        weight_decay: AdamW weight decay. Defaults to `1e-4`.
+        bn_trainable: also train BatchNormalization layers. Defaults to
+            `False`.
+
+    Returns:
+        The model (changed in place), for chaining.
+
+    Example:
+
+    >>> import keras, kerastune_ft as kft
+    >>> base = keras.Sequential(
+    ...     [keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(3)],
+    ...     name="backbone")
+    >>> base.trainable = False
+    >>> inputs = keras.Input((4,))
+    >>> model = keras.Model(inputs, keras.layers.Dense(2)(base(inputs)))
+    >>> model.compile(loss="sparse_categorical_crossentropy")
+    >>> model = kft.unfreeze(model, top=1, learning_rate=1e-5)
+    >>> [layer.trainable for layer in base.layers]
+    [False, True]
+    """
+    check_number("learning_rate", learning_rate, low=0, low_inclusive=False)
+    if top != "all":
+        check_number("top", top, low=0, integer=True)
+    _set_trainable_top(model, top, bn_trainable)
+    _recompile(model, _optimizer(learning_rate, weight_decay))
+    return model
+
+
+def _parse_stages(unfreeze_arg, epochs, learning_rate, fine_tune_learning_rate):
+    stages = [
+        {"name": "head", "top": None, "epochs": epochs, "learning_rate": learning_rate}
+    ]
+    if unfreeze_arg is None:
+        return stages
+    specs = unfreeze_arg if isinstance(unfreeze_arg, (list, tuple)) else [unfreeze_arg]
+    for spec in specs:
+        if isinstance(spec, dict):
+            unknown = set(spec) - {"top", "epochs", "learning_rate"}
+            if unknown or "top" not in spec:
+                raise ValueError(
+                    "Each stage spec in `unfreeze` is a dict with key 'top' and optional "
+                    f"'epochs' and 'learning_rate'. Received: {spec!r}."
+                )
+            top = spec["top"]
+            stage_epochs = spec.get("epochs", epochs)
+            lr = spec.get("learning_rate", fine_tune_learning_rate)
+        else:
+            top, stage_epochs, lr = spec, epochs, fine_tune_learning_rate
+        if top != "all":
+            check_number("unfreeze", top, low=1, integer=True)
+        check_number("epochs", stage_epochs, low=1, integer=True)
+        check_number("fine_tune_learning_rate", lr, low=0, low_inclusive=False)
+        name = "unfreeze all" if top == "all" else f"unfreeze top {top}"
+        stages.append(
+            {"name": name, "top": top, "epochs": stage_epochs, "learning_rate": lr}
+        )
+    return stages
+
+
+def _balanced_class_weight(labels):
+    from sklearn.utils.class_weight import compute_class_weight
+
+    labels = np.asarray(labels).reshape(-1)
+    classes = np.unique(labels)
+    weights = compute_class_weight("balanced", classes=classes, y=labels)
+    return {int(c): float(w) for c, w in zip(classes, weights, strict=True)}
+
+
+def _labels_of(dataset):
+    return np.concatenate([np.asarray(y).reshape(-1) for _, y in dataset])
+
+
+def _cardinality(dataset):
+    n = int(dataset.cardinality())
+    return n if n > 0 else None
+
+
+def _improved(mode, value, best):
+    return best is None or (value < best if mode == "min" else value > best)
+
+
+def fine_tune(
+    model,
+    train,
+    validation_data=None,
+    *,
+    epochs=30,
+    unfreeze=None,
+    learning_rate=1e-3,
+    fine_tune_learning_rate=1e-5,
+    weight_decay=1e-4,
+    label_smoothing=0.0,
+    class_weight=None,
+    schedule="cosine",
+    warmup=0.1,
+    early_stopping=True,
+    patience=5,
+    monitor="val_loss",
+    reduce_lr_on_plateau=False,
+    cache_features="auto",
+    checkpoint_dir=None,
+    callbacks=(),
+    seed=None,
+    verbose="auto",
+):
+    """Fine-tunes a model in stages and returns the best weights found.
+
+    Stage 1 trains the head on the frozen backbone. Each entry of `unfreeze`
+    adds a stage that unfreezes the top of the backbone, recompiles with the
+    lower `fine_tune_learning_rate`, keeps BatchNorm in inference mode and
+    continues the epoch count. Early stopping restores the best weights
+    across all stages.
+
+    Args:
+        model: a compiled model with a marked backbone, e.g. from
+            `kft.build_image_classifier`.
+        train: a `tf.data.Dataset` of `(inputs, labels)` batches.
+        validation_data: a dataset like `train`, or `None`. Defaults to `None`.
+        epochs: maximum epochs per stage. Defaults to `30`.
+        unfreeze: `None` (head only), an int N (unfreeze the top N units),
+            `"all"`, or a list of those or of dicts
+            `{"top": N, "epochs": E, "learning_rate": LR}`, one per extra
+            stage. Defaults to `None`.
+        learning_rate: peak learning rate of stage 1. Defaults to `1e-3`.
+        fine_tune_learning_rate: peak learning rate of unfreezing stages.
+            Defaults to `1e-5`.
+        weight_decay: AdamW weight decay (not applied to biases and
+            normalization scales). Defaults to `1e-4`.
+        label_smoothing: cross-entropy label smoothing. Defaults to `0.0`.
+        class_weight: `None`, a `{class: weight}` dict, or `"balanced"`
+            (computed from the training labels). Defaults to `None`.
+        schedule: `"cosine"`, `"linear"` or `"constant"`; cosine and linear
+            decay over each stage after warmup. Defaults to `"cosine"`.
+        warmup: warmup length as a fraction of a stage's steps (< 1) or a
+            number of steps. Defaults to `0.1`.
+        early_stopping: stop a stage when `monitor` stops improving for
+            `patience` epochs. Defaults to `True`.
+        patience: early-stopping patience in epochs. Defaults to `5`.
+        monitor: metric that picks the best epoch. Defaults to `"val_loss"`.
+        reduce_lr_on_plateau: add `ReduceLROnPlateau` (only with
+            `schedule="constant"`). Defaults to `False`.
+        cache_features: `"auto"` caches the frozen prefix's outputs when it
+            is safe (no random augmentation below the first trainable layer),
+            and otherwise caches validation features only; `False` never
+            caches; `True` requires caching and fails when it is not safe.
+            Defaults to `"auto"`.
+        checkpoint_dir: folder for resumable training (`BackupAndRestore`
+            plus the best model). Defaults to `None`.
+        callbacks: extra Keras callbacks, given to every stage.
+            Defaults to `()`.
+        seed: seeds Python, NumPy and TensorFlow for a reproducible run.
+            Defaults to `None`.
+        verbose: `0` silent, `1` progress bars and a line per stage, `2` one
+            line per epoch, `"auto"` is `1`. Defaults to `"auto"`.
+
+    Returns:
+        A `FineTuneResult` with the model, merged history, per-stage reports,
+        the best epoch and its metrics.
+
+    Example:
+
+    >>> import numpy as np, tensorflow as tf, kerastune_ft as kft
+    >>> x = np.random.rand(16, 32, 32, 3).astype("float32") * 255
+    >>> y = np.arange(16) % 2
+    >>> ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    >>> model = kft.build_image_classifier(
+    ...     "mobilenet_v2", 2, weights=None, input_shape=(32, 32, 3))
+    >>> result = kft.fine_tune(model, ds, ds, epochs=2, verbose=0)
+    >>> result.epochs_run
+    2
+    """
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"`model` must be a keras.Model. Received: {type(model).__name__}."
+        )
+    if not isinstance(train, tf.data.Dataset):
+        raise TypeError(
+            "`train` must be a tf.data.Dataset of (inputs, labels) batches, e.g. "
+            f"`kft.data.load_images(...).train`. Received: {type(train).__name__}."
+        )
+    if validation_data is not None and not isinstance(validation_data, tf.data.Dataset):
+        raise TypeError(
+            "`validation_data` must be a tf.data.Dataset or None. "
+            f"Received: {type(validation_data).__name__}."
+        )
+    check_number("epochs", epochs, low=1, integer=True)
+    check_number("learning_rate", learning_rate, low=0, low_inclusive=False)
+    check_number("weight_decay", weight_decay, low=0)
+    check_number(
+        "label_smoothing", label_smoothing, low=0, high=1, high_inclusive=False
+    )
+    check_number("patience", patience, low=0, integer=True)
+    check_number("warmup", warmup, low=0)
+    check_choice("schedule", schedule, _SCHEDULES)
+    if not (isinstance(cache_features, bool) or cache_features == "auto"):
+        raise ValueError(
+            "`cache_features` must be 'auto', True or False. "
+            f"Received: cache_features={cache_features!r}."
+        )
+    if verbose == "auto":
+        verbose = 1
+    check_number("verbose", verbose, low=0, high=2, integer=True)
+    if isinstance(class_weight, str):
+        check_choice("class_weight", class_weight, ("balanced",))
+    elif class_weight is not None and not isinstance(class_weight, dict):
+        raise TypeError(
+            "`class_weight` must be None, 'balanced' or a {class: weight} dict. "
+            f"Received: class_weight={class_weight!r}."
+        )
+    if monitor.startswith("val_") and validation_data is None:
+        raise ValueError(
+            f"`monitor={monitor!r}` needs `validation_data`. Pass a validation dataset "
+            "or monitor a training metric such as monitor='loss'."
+        )
+    if reduce_lr_on_plateau and schedule != "constant":
+        raise ValueError(
+            "`reduce_lr_on_plateau=True` fights a decaying schedule. Use "
+            f"schedule='constant' with it. Received: schedule={schedule!r}."
+        )
+    stages = _parse_stages(unfreeze, epochs, learning_rate, fine_tune_learning_rate)
+    mode = (
+        "max"
+        if any(k in monitor for k in ("acc", "auc", "precision", "recall", "f1"))
+        else "min"
+    )
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    say = print if verbose else (lambda *a, **k: None)
+
+    state = _RunState.load(checkpoint_dir)
+    if state.best_weights is not None:
+        model.set_weights(state.best_weights)
+
+    if class_weight == "balanced":
+        class_weight = _balanced_class_weight(_labels_of(train))
+        say(f"class_weight='balanced': {class_weight}")
+
+    history, reports = state.history, state.reports
+    best = state.best
+    epoch_offset = len(next(iter(history.values()), []))
+    for index, stage in enumerate(stages):
+        if index < state.stages_done:
+            continue
+        started = time.perf_counter()
+        if stage["top"] is not None:
+            _set_trainable_top(model, stage["top"], bn_trainable=False)
+        trainable = int(sum(math.prod(w.shape) for w in model.trainable_weights))
+        say(
+            f"Stage {index + 1}/{len(stages)} ({stage['name']}): "
+            f"{trainable:,} trainable parameters, learning rate {stage['learning_rate']:g}"
+        )
+        fit_model, fit_train, fit_val, cached, extra = _prepare_data(
+            model, train, validation_data, cache_features, seed, say
+        )
+        steps = _cardinality(fit_train)
+        total = steps * stage["epochs"] if steps else None
+        if total is None and schedule != "constant":
+            warnings.warn(
+                f"schedule={schedule!r} needs the number of steps per epoch, but the "
+                "training dataset's length is unknown (e.g. after filter() or "
+                "repeat()). Using a constant learning rate instead.",
+                KerasTuneFTWarning,
+                stacklevel=2,
+            )
+        lr = _schedule(schedule, stage["learning_rate"], warmup, total)
+        smoothing = label_smoothing if label_smoothing else None
+        _recompile(model, _optimizer(lr, weight_decay), smoothing)
+        if fit_model is not model:
+            _recompile(fit_model, _optimizer(lr, weight_decay), smoothing, like=model)
+        # Cached validation metrics must be in the logs before EarlyStopping
+        # reads them, so those callbacks come first.
+        stage_callbacks = list(extra)
+        if early_stopping:
+            stage_callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor=monitor,
+                    mode=mode,
+                    patience=patience,
+                    restore_best_weights=True,
+                )
+            )
+        stage_callbacks.append(keras.callbacks.TerminateOnNaN())
+        if reduce_lr_on_plateau:
+            stage_callbacks.append(
+                keras.callbacks.ReduceLROnPlateau(
+                    monitor=monitor, mode=mode, patience=max(1, patience // 2)
+                )
+            )
+        if checkpoint_dir is not None:
+            stage_callbacks.append(
+                keras.callbacks.BackupAndRestore(
+                    os.path.join(checkpoint_dir, f"backup_stage{index}")
+                )
+            )
+        stage_callbacks += list(callbacks)
+        fit = fit_model.fit(
+            fit_train,
+            validation_data=fit_val,
+            epochs=epoch_offset + stage["epochs"],
+            initial_epoch=epoch_offset,
+            class_weight=class_weight,
+            callbacks=stage_callbacks,
+            shuffle=False,  # datasets shuffle themselves; Keras would only warn
+            verbose=verbose,
+        )
+        stage_history = fit.history
+        n = len(next(iter(stage_history.values()), []))
+        for key, values in stage_history.items():
+            history.setdefault(key, [None] * epoch_offset).extend(
+                float(v) for v in values
+            )
+        # The stage ended on its own best weights (EarlyStopping restores them);
+        # keep them if they beat the previous stages, else go back to those.
+        values = stage_history.get(monitor) if early_stopping else None
+        if not early_stopping and stage_history.get(monitor):
+            # No restoring: report the best epoch, keep the last weights.
+            values = stage_history[monitor]
+            stage_best = int(np.argmin(values) if mode == "min" else np.argmax(values))
+            if _improved(
+                mode, values[stage_best], None if best is None else best["value"]
+            ):
+                best = {
+                    "value": float(values[stage_best]),
+                    "epoch": epoch_offset + stage_best + 1,
+                }
+        elif values:
+            stage_best = int(np.argmin(values) if mode == "min" else np.argmax(values))
+            if _improved(
+                mode, values[stage_best], None if best is None else best["value"]
+            ):
+                best = {
+                    "value": float(values[stage_best]),
+                    "epoch": epoch_offset + stage_best + 1,
+                }
+                state.best_weights = model.get_weights()
+            elif state.best_weights is not None:
+                model.set_weights(state.best_weights)
+        reports.append(
+            StageReport(
+                name=stage["name"],
+                first_epoch=epoch_offset + 1,
+                last_epoch=epoch_offset + n,
+                learning_rate=float(stage["learning_rate"]),
+                trainable_params=trainable,
+                seconds=round(time.perf_counter() - started, 2),
+                cached=cached,
+            )
+        )
+        epoch_offset += n
+        state.stages_done = index + 1
+        state.best = best
+        state.save(checkpoint_dir)
+    if early_stopping and state.best_weights is not None:
+        model.set_weights(state.best_weights)
+    best_epoch = best["epoch"] if best else None
+    best_metrics = {}
+    if best_epoch is not None:
+        best_metrics = {
+            k: v[best_epoch - 1]
+            for k, v in history.items()
+            if v[best_epoch - 1] is not None
+        }
+    if best_epoch is not None:
+        restored = (
+            "its weights were restored"
+            if early_stopping
+            else "the last weights were kept"
+        )
+        say(f"Best epoch {best_epoch} by {monitor}; {restored}.")
+    return FineTuneResult(
+        model, history, reports, best_epoch, best_metrics, monitor, bool(early_stopping)
+    )
+
+
+def _prepare_data(model, train, validation_data, cache_features, seed, say):
+    """Returns (model to fit, train data, validation data, what was cached, callbacks)."""
+    if cache_features is False:
+        return model, train, validation_data, "none", []
+    split = split_frozen_prefix(model)
+    if split is None:
+        if cache_features is True:
+            raise ValueError(
+                "`cache_features=True` but nothing can be cached: the backbone has "
+                "trainable weights or is not a single layer of a functional model. "
+                "Use cache_features='auto'."
+            )
+        return model, train, validation_data, "none", []
+    if split.random_below and cache_features is True:
+        raise ValueError(
+            "`cache_features=True` but random augmentation runs below the first "
+            "trainable layer, so training features change every epoch. Use "
+            "cache_features='auto' (caches validation features only)."
+        )
+    preprocessor = getattr(model, "preprocessor", None)
+    if preprocessor is not None:
+        # keras-hub tasks preprocess inside fit(); the feature model takes the
+        # preprocessed inputs, so apply the preprocessor once here.
+        train = train.map(
+            lambda x, y: (preprocessor(x), y), num_parallel_calls=tf.data.AUTOTUNE
+        )
+        if validation_data is not None:
+            validation_data = validation_data.map(
+                lambda x, y: (preprocessor(x), y), num_parallel_calls=tf.data.AUTOTUNE
+            )
+    started = time.perf_counter()
+    val = None
+    if validation_data is not None:
+        val_x, val_y, val_batch = _materialize(split.features, validation_data)
+        val = _as_dataset(val_x, val_y, val_batch, shuffle=False, seed=seed)
+    if split.random_below:
+        say(
+            f"Cached validation features {tuple(val_x.shape)} in {time.perf_counter() - started:.1f}s "
+            "(training data is augmented, so it runs through the full model)."
+        )
+        extra = [_CachedValidation(split.head, val)] if val is not None else []
+        _recompile(split.head, keras.optimizers.Adam(), like=model)
+        return model, train, None, "val" if val is not None else "none", extra
+    train_x, train_y, batch = _materialize(split.features, train)
+    fit_train = _as_dataset(train_x, train_y, batch, shuffle=True, seed=seed)
+    say(
+        f"Cached frozen features: train {tuple(train_x.shape)}"
+        + (f", val {tuple(val_x.shape)}" if val is not None else "")
+        + f" in {time.perf_counter() - started:.1f}s"
+    )
+    return split.head, fit_train, val, "train+val" if val is not None else "train", []
+
+
+class _RunState:
+    """Progress across stages, saved in `checkpoint_dir` for resuming."""
+
+    def __init__(self):
+        self.stages_done = 0
+        self.history = {}
+        self.reports = []
+        self.best = None
+        self.best_weights = None
+
+    @classmethod
+    def load(cls, directory):
+        state = cls()
+        if directory is None:
+            return state
+        path = os.path.join(directory, "run_state.json")
+        if not os.path.isfile(path):
+            return state
+        with open(path) as f:
+            saved = json.load(f)
+        state.stages_done = saved["stages_done"]
+        state.history = saved["history"]
+        state.reports = [StageReport(**r) for r in saved["reports"]]
+        state.best = saved["best"]
+        weights_path = os.path.join(directory, "best.weights.npz")
+        if os.path.isfile(weights_path):
+            with np.load(weights_path) as data:
+                state.best_weights = [data[f"w{i}"] for i in range(len(data.files))]
+        return state
+
+    def save(self, directory):
+        if directory is None:
+            return
+        os.makedirs(directory, exist_ok=True)
+        if self.best_weights is not None:
+            tmp = os.path.join(directory, "best.weights.tmp.npz")
+            np.savez(tmp, **{f"w{i}": w for i, w in enumerate(self.best_weights)})
+            os.replace(tmp, os.path.join(directory, "best.weights.npz"))
+        tmp = os.path.join(directory, "run_state.json.tmp")
+        with open(tmp, "w") as f:
+            json.dump(
+                {
+                    "stages_done": self.stages_done,
+                    "history": self.history,
+                    "reports": [dataclasses.asdict(r) for r in self.reports],
+                    "best": self.best,
+                },
+                f,
+            )
+        os.replace(tmp, os.path.join(directory, "run_state.json"))

@@ -1,0 +1,226 @@
+"""fine_tune / unfreeze / feature caching on tiny models (no assets needed)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import kerastune_ft as kft
+from kerastune_ft import training
+
+
+def tiny_model(augment=False, num_classes=3, dropout=0.0):
+    backbone = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Conv2D(4, 3, name="c1"),
+            keras.layers.BatchNormalization(name="bn"),
+            keras.layers.Conv2D(6, 3, name="c2"),
+        ],
+        name="backbone",
+    )
+    backbone.trainable = False
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(inputs)
+    if augment:
+        x = keras.layers.RandomFlip("horizontal")(x)
+    x = backbone(x, training=False)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dropout(dropout)(x)
+    outputs = keras.layers.Dense(num_classes, name="logits")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile(
+        optimizer="adam",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def tiny_data(n=48, num_classes=3, batch_size=16, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % num_classes
+    x = rng.uniform(0, 80, size=(n, 8, 8, 3)).astype("float32")
+    x[..., 0] += 60.0 * y[:, None, None]  # learnable: class shifts the red channel
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
+
+
+def test_split_cuts_after_pooling_and_shares_layers():
+    model = tiny_model()
+    split = training.split_frozen_prefix(model)
+    assert split is not None and not split.random_below
+    assert split.features.output.shape == (None, 6)
+    assert split.head.get_layer("logits") is model.get_layer("logits")
+
+
+def test_split_detects_augmentation_and_trainable_backbone():
+    assert training.split_frozen_prefix(tiny_model(augment=True)).random_below
+    model = tiny_model()
+    model.get_layer("backbone").trainable = True
+    assert training.split_frozen_prefix(model) is None
+
+
+def test_cached_and_uncached_runs_give_the_same_weights():
+    # One batch per epoch and no dropout: shuffling cannot change the gradient.
+    data = tiny_data(batch_size=48)
+    results = []
+    for cache in (True, False):
+        keras.utils.set_random_seed(3)
+        model = tiny_model()
+        result = kft.fine_tune(
+            model,
+            data,
+            data,
+            epochs=4,
+            cache_features=cache,
+            early_stopping=False,
+            verbose=0,
+            seed=3,
+        )
+        results.append((result, model.get_layer("logits").get_weights()))
+    (cached, w_cached), (plain, w_plain) = results
+    assert cached.stages[0].cached == "train+val" and plain.stages[0].cached == "none"
+    for a, b in zip(w_cached, w_plain, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    np.testing.assert_allclose(
+        cached.history["val_loss"], plain.history["val_loss"], atol=1e-5
+    )
+
+
+def test_augmented_model_caches_validation_only():
+    data = tiny_data()
+    result = kft.fine_tune(
+        tiny_model(augment=True), data, data, epochs=2, verbose=0, seed=0
+    )
+    assert result.stages[0].cached == "val"
+    assert (
+        len(result.history["val_loss"]) == 2
+        and len(result.history["val_accuracy"]) == 2
+    )
+
+
+def test_cache_true_refuses_augmented_model():
+    data = tiny_data()
+    with pytest.raises(ValueError, match="random augmentation"):
+        kft.fine_tune(
+            tiny_model(augment=True),
+            data,
+            data,
+            epochs=1,
+            cache_features=True,
+            verbose=0,
+        )
+
+
+def test_two_stages_merge_history_and_restore_the_best_epoch():
+    data, val = tiny_data(), tiny_data(seed=1)
+    model = tiny_model()
+    result = kft.fine_tune(
+        model, data, val, epochs=3, unfreeze=1, patience=10, verbose=0, seed=0
+    )
+    assert [s.name for s in result.stages] == ["head", "unfreeze top 1"]
+    assert result.stages[1].first_epoch == result.stages[0].last_epoch + 1
+    assert result.stages[1].trainable_params > result.stages[0].trainable_params
+    assert result.epochs_run == 6 and len(result.history["val_loss"]) == 6
+    best = int(np.argmin(result.history["val_loss"])) + 1
+    assert result.best_epoch == best
+    evaluated = model.evaluate(val, verbose=0, return_dict=True)["loss"]
+    assert evaluated == pytest.approx(result.best_metrics["val_loss"], rel=1e-3)
+    # BatchNorm stays frozen when unfreezing.
+    assert not model.get_layer("backbone").get_layer("bn").trainable
+
+
+def test_seed_makes_runs_reproducible():
+    histories = []
+    for _ in range(2):
+        keras.utils.set_random_seed(7)  # the seed must also cover weight init
+        model = tiny_model(dropout=0.3)
+        histories.append(
+            kft.fine_tune(
+                model, tiny_data(), tiny_data(seed=1), epochs=3, verbose=0, seed=7
+            ).history
+        )
+    assert histories[0] == histories[1]
+
+
+def test_label_smoothing_balanced_weights_and_schedules():
+    y = np.array([0] * 30 + [1] * 6)
+    x = np.random.default_rng(0).uniform(0, 255, (36, 8, 8, 3)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(12)
+    for schedule in ("cosine", "linear", "constant"):
+        result = kft.fine_tune(
+            tiny_model(num_classes=2),
+            data,
+            data,
+            epochs=2,
+            label_smoothing=0.1,
+            class_weight="balanced",
+            schedule=schedule,
+            verbose=0,
+            seed=0,
+        )
+        assert np.isfinite(result.history["loss"]).all()
+    assert training._balanced_class_weight(y) == pytest.approx({0: 0.6, 1: 3.0})
+
+
+def test_verbose_zero_is_silent_and_one_reports_stages(capsys):
+    kft.fine_tune(tiny_model(), tiny_data(), tiny_data(), epochs=1, verbose=0)
+    assert capsys.readouterr().out == ""
+    kft.fine_tune(tiny_model(), tiny_data(), tiny_data(), epochs=1, verbose=2)
+    out = capsys.readouterr().out
+    assert "Stage 1/1 (head)" in out and "Cached frozen features" in out
+
+
+def test_checkpoint_dir_skips_finished_stages(tmp_path):
+    data = tiny_data()
+    first = kft.fine_tune(
+        tiny_model(), data, data, epochs=2, checkpoint_dir=tmp_path, verbose=0, seed=0
+    )
+    model = tiny_model()
+    again = kft.fine_tune(
+        model, data, data, epochs=2, checkpoint_dir=tmp_path, verbose=0, seed=0
+    )
+    assert again.history == first.history and again.best_epoch == first.best_epoch
+    np.testing.assert_allclose(
+        model.get_layer("logits").get_weights()[0],
+        first.model.get_layer("logits").get_weights()[0],
+    )
+
+
+def test_unfreeze_for_plain_fit_users():
+    model = tiny_model()
+    kft.unfreeze(model, top=2, learning_rate=1e-4)
+    backbone = model.get_layer("backbone")
+    assert [layer.trainable for layer in backbone.layers] == [False, False, True]
+    assert isinstance(model.optimizer, keras.optimizers.AdamW)
+    model.fit(tiny_data(), epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"epochs": 0}, ValueError, "Received: epochs=0"),
+        ({"schedule": "step"}, ValueError, "Received: schedule='step'"),
+        ({"cache_features": 1}, ValueError, "Received: cache_features=1"),
+        ({"label_smoothing": 1.0}, ValueError, "Received: label_smoothing=1.0"),
+        ({"class_weight": "auto"}, ValueError, "Received: class_weight='auto'"),
+        ({"unfreeze": 0}, ValueError, "Received: unfreeze=0"),
+        ({"unfreeze": [{"depth": 2}]}, ValueError, "dict with key 'top'"),
+        ({"reduce_lr_on_plateau": True}, ValueError, "schedule='constant'"),
+        ({"verbose": 3}, ValueError, "Received: verbose=3"),
+    ],
+)
+def test_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        kft.fine_tune(tiny_model(), tiny_data(), tiny_data(), **kwargs)
+
+
+def test_bad_inputs():
+    with pytest.raises(TypeError, match="tf.data.Dataset"):
+        kft.fine_tune(tiny_model(), np.zeros((4, 8, 8, 3)))
+    with pytest.raises(ValueError, match="needs `validation_data`"):
+        kft.fine_tune(tiny_model(), tiny_data())
+    plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    plain.compile(loss="mse")
+    with pytest.raises(ValueError, match="no marked backbone"):
+        kft.unfreeze(plain)
