@@ -431,6 +431,43 @@ def _as_dataset(features, labels, batch_size, shuffle, seed):
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+class _EpochLog(keras.callbacks.Callback):
+    """Appends each finished epoch's logs to a JSON-lines file.
+
+    With `BackupAndRestore`, a killed stage resumes at its last finished
+    epoch; this file keeps the epochs run before the kill, so the merged
+    history loses none. An epoch logged twice (killed between the two
+    callbacks) keeps its latest entry.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+
+    def on_epoch_end(self, epoch, logs=None):
+        record = {"epoch": int(epoch), **{k: float(v) for k, v in (logs or {}).items()}}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    @staticmethod
+    def read(path):
+        """Returns `{metric: [values]}` ordered by epoch, latest entry winning."""
+        by_epoch = {}
+        if os.path.isfile(path):
+            with open(path) as f:
+                for line in f:
+                    if line.strip():
+                        record = json.loads(line)
+                        by_epoch[record.pop("epoch")] = record
+        history = {}
+        for epoch in sorted(by_epoch):
+            for key, value in by_epoch[epoch].items():
+                history.setdefault(key, []).append(value)
+        return history
+
+
 class _CachedValidation(keras.callbacks.Callback):
     """Adds `val_*` metrics computed on cached validation features."""
 
@@ -757,12 +794,20 @@ def fine_tune(
                     monitor=monitor, mode=mode, patience=max(1, patience // 2)
                 )
             )
+        epoch_log = None
         if checkpoint_dir is not None:
+            os.makedirs(checkpoint_dir, exist_ok=True)
+            epoch_log = os.path.join(checkpoint_dir, f"epochs_stage{index}.jsonl")
+            # double_checkpoint keeps the previous backup, used when a kill
+            # during a save leaves the latest one corrupt. The epoch log comes
+            # after the backup, so a logged epoch is also a saved one.
             stage_callbacks.append(
                 keras.callbacks.BackupAndRestore(
-                    os.path.join(checkpoint_dir, f"backup_stage{index}")
+                    os.path.join(checkpoint_dir, f"backup_stage{index}"),
+                    double_checkpoint=True,
                 )
             )
+            stage_callbacks.append(_EpochLog(epoch_log))
         stage_callbacks += list(callbacks)
         fit = fit_model.fit(
             fit_train,
@@ -774,7 +819,8 @@ def fine_tune(
             shuffle=False,  # datasets shuffle themselves; Keras would only warn
             verbose=verbose,
         )
-        stage_history = fit.history
+        # After a resume, fit() only returns the epochs it ran itself.
+        stage_history = _EpochLog.read(epoch_log) if epoch_log else fit.history
         n = len(next(iter(stage_history.values()), []))
         for key, values in stage_history.items():
             history.setdefault(key, [None] * epoch_offset).extend(
@@ -782,29 +828,18 @@ def fine_tune(
             )
         # The stage ended on its own best weights (EarlyStopping restores them);
         # keep them if they beat the previous stages, else go back to those.
-        values = stage_history.get(monitor) if early_stopping else None
-        if not early_stopping and stage_history.get(monitor):
-            # No restoring: report the best epoch, keep the last weights.
-            values = stage_history[monitor]
+        values = stage_history.get(monitor)
+        if values:
             stage_best = int(np.argmin(values) if mode == "min" else np.argmax(values))
-            if _improved(
-                mode, values[stage_best], None if best is None else best["value"]
-            ):
+            previous = None if best is None else best["value"]
+            if _improved(mode, values[stage_best], previous):
                 best = {
                     "value": float(values[stage_best]),
                     "epoch": epoch_offset + stage_best + 1,
                 }
-        elif values:
-            stage_best = int(np.argmin(values) if mode == "min" else np.argmax(values))
-            if _improved(
-                mode, values[stage_best], None if best is None else best["value"]
-            ):
-                best = {
-                    "value": float(values[stage_best]),
-                    "epoch": epoch_offset + stage_best + 1,
-                }
-                state.best_weights = model.get_weights()
-            elif state.best_weights is not None:
+                if early_stopping:
+                    state.best_weights = model.get_weights()
+            elif early_stopping and state.best_weights is not None:
                 model.set_weights(state.best_weights)
         reports.append(
             StageReport(

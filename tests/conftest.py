@@ -36,7 +36,8 @@ def _seed_everything():
     np.random.seed(0)
     keras.utils.set_random_seed(0)
     yield
-    keras.backend.clear_session()
+    # free_memory=False skips a gc.collect() that costs ~0.5 s per test.
+    keras.backend.clear_session(free_memory=False)
 
 
 def require_shared():

@@ -4,45 +4,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from _tiny import tiny_data, tiny_model
 
 import kerastune_ft as kft
 from kerastune_ft import training
-
-
-def tiny_model(augment=False, num_classes=3, dropout=0.0):
-    backbone = keras.Sequential(
-        [
-            keras.Input((8, 8, 3)),
-            keras.layers.Conv2D(4, 3, name="c1"),
-            keras.layers.BatchNormalization(name="bn"),
-            keras.layers.Conv2D(6, 3, name="c2"),
-        ],
-        name="backbone",
-    )
-    backbone.trainable = False
-    inputs = keras.Input((8, 8, 3))
-    x = keras.layers.Rescaling(1 / 255.0)(inputs)
-    if augment:
-        x = keras.layers.RandomFlip("horizontal")(x)
-    x = backbone(x, training=False)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    x = keras.layers.Dropout(dropout)(x)
-    outputs = keras.layers.Dense(num_classes, name="logits")(x)
-    model = keras.Model(inputs, outputs)
-    model.compile(
-        optimizer="adam",
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    return model
-
-
-def tiny_data(n=48, num_classes=3, batch_size=16, seed=0):
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % num_classes
-    x = rng.uniform(0, 80, size=(n, 8, 8, 3)).astype("float32")
-    x[..., 0] += 60.0 * y[:, None, None]  # learnable: class shifts the red channel
-    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
 
 
 def test_split_cuts_after_pooling_and_shares_layers():
@@ -193,7 +158,7 @@ def test_unfreeze_for_plain_fit_users():
     backbone = model.get_layer("backbone")
     assert [layer.trainable for layer in backbone.layers] == [False, False, True]
     assert isinstance(model.optimizer, keras.optimizers.AdamW)
-    model.fit(tiny_data(), epochs=1, verbose=0)
+    model.fit(tiny_data(), epochs=1, verbose=0, shuffle=False)
 
 
 @pytest.mark.parametrize(
@@ -224,3 +189,66 @@ def test_bad_inputs():
     plain.compile(loss="mse")
     with pytest.raises(ValueError, match="no marked backbone"):
         kft.unfreeze(plain)
+
+
+RESUME_SCRIPT = """
+import sys, time, keras
+sys.path.insert(0, {tests!r})
+from _tiny import tiny_data, tiny_model
+import kerastune_ft as kft
+
+
+class Slow(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        time.sleep(0.15)  # slow enough to be killed in the middle of an epoch
+
+
+keras.utils.set_random_seed(0)
+result = kft.fine_tune(
+    tiny_model(), tiny_data(), tiny_data(seed=1), epochs=6, early_stopping=False,
+    cache_features=False, checkpoint_dir={ckpt!r}, callbacks=[Slow()], verbose=0, seed=0,
+)
+print("EPOCHS", result.epochs_run)
+"""
+
+
+@pytest.mark.slow
+def test_run_killed_mid_epoch_resumes_without_losing_epochs(tmp_path):
+    import os
+    import pathlib
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ckpt = tmp_path / "ckpt"
+    script = tmp_path / "train.py"
+    tests_dir = str(pathlib.Path(__file__).parent)
+    script.write_text(RESUME_SCRIPT.format(tests=tests_dir, ckpt=str(ckpt)))
+    log = ckpt / "epochs_stage0.jsonl"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if log.exists() and len(log.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.05)
+    time.sleep(0.2)  # into the third epoch (3 batches x 0.15 s)
+    assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    done_before = len(log.read_text().splitlines())
+    assert 2 <= done_before < 6
+
+    finished = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, timeout=300
+    )
+    assert finished.returncode == 0, finished.stderr.decode()[-2000:]
+    assert b"EPOCHS 6" in finished.stdout
+    history = training._EpochLog.read(str(log))
+    assert len(history["loss"]) == 6 and len(history["val_loss"]) == 6

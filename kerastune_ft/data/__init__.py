@@ -1,1 +1,29 @@
-"""Data loading for images and texts (issue 2). Placeholder until implemented."""
+"""Data loading and pre-training checks.
+
+`load_images` and `load_texts` turn folders, files, tfds names, arrays and
+lists into one `LoadedData` object (`.train`, `.val`, `.test`,
+`.class_names`, `.counts`, `.examples`); `class_balance` and `find_leakage`
+check it before training.
+"""
+
+from kerastune_ft.data._result import LoadedData
+from kerastune_ft.data.checks import (
+    ClassBalance,
+    LeakageReport,
+    class_balance,
+    find_leakage,
+    normalize_text,
+)
+from kerastune_ft.data.images import load_images
+from kerastune_ft.data.texts import load_texts
+
+__all__ = [
+    "ClassBalance",
+    "LeakageReport",
+    "LoadedData",
+    "class_balance",
+    "find_leakage",
+    "load_images",
+    "load_texts",
+    "normalize_text",
+]

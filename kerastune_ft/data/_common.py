@@ -36,11 +36,13 @@ def check_common_args(batch_size, val_split, test_split, seed):
         )
 
 
-def warn_skipped(skipped, what, hint):
+def warn_skipped(skipped, what, hint, with_reasons=True):
     """Emits ONE warning listing every skipped item (nothing lost silently)."""
     if not skipped:
         return
-    details = listed(f"{item} ({reason})" for item, reason in skipped)
+    details = listed(
+        f"{item} ({reason})" if with_reasons else item for item, reason in skipped
+    )
     warnings.warn(
         f"Skipped {len(skipped)} {what}: {details}. {hint}",
         KerasTuneFTWarning,
@@ -95,7 +97,8 @@ def encode_labels(raw_by_split, class_names=None, *, where="the labels"):
     Args:
         raw_by_split: `{split: sequence of raw labels}`.
         class_names: optional tuple of names (already checked). When given,
-            string labels must be one of them and int labels must index them.
+            each label must be one of the names (compared as text, so `10`
+            matches "10") or else an integer index into them.
         where: where the labels came from, for error messages.
 
     Returns:
@@ -114,8 +117,10 @@ def encode_labels(raw_by_split, class_names=None, *, where="the labels"):
         class_names = tuple(str(v) for v in ordered)
         index = {v: i for i, v in enumerate(ordered)}
     else:
-        index = {name: i for i, name in enumerate(class_names)}
-        index.update({i: i for i in range(len(class_names))})
+        index = {i: i for i in range(len(class_names))}
+        index.update({name: i for i, name in enumerate(class_names)})
+        # An integer label that spells a class name means that name.
+        index.update({v: index[str(v)] for v in values if str(v) in index})
         unknown = sorted((v for v in values if v not in index), key=str)
         if unknown:
             counts = {
@@ -128,10 +133,11 @@ def encode_labels(raw_by_split, class_names=None, *, where="the labels"):
                 f"Received: class_names={list(class_names)!r}. Fix the labels, or "
                 "add the missing names to `class_names`."
             )
-    if len(class_names) < 2:
+    present = sorted({class_names[index[v]] for v in values})
+    if len(present) < 2:
         raise ValueError(
-            f"{where} hold a single class ({listed(class_names)}); a classifier "
-            "needs at least 2. Check the labels or the folder layout."
+            f"{where} hold a single class ({listed(present) or 'no labels'}); a "
+            "classifier needs at least 2. Check the labels or the folder layout."
         )
     encoded = {
         s: np.asarray([index[v] for v in labels], dtype=np.int32)
@@ -150,11 +156,11 @@ def _stratified(indices, labels, size, seed, what, class_names):
     except ValueError as err:
         per_class = np.bincount(labels, minlength=len(class_names))
         counts = ", ".join(
-            f"{name}={n}" for name, n in zip(class_names, per_class) if n
+            f"{name}={n}" for name, n in zip(class_names, per_class, strict=True) if n
         )
         raise ValueError(
             f"Cannot carve a stratified {what} split of {size:g} from "
-            f"{len(indices)} examples (per class: {counts}): {err} Every class "
+            f"{len(indices)} examples (per class: {counts}): {err}. Every class "
             f"needs at least 2 examples and the {what} split needs at least one "
             f"per class. Lower or raise `{what}_split`, or add examples."
         ) from None
@@ -164,7 +170,9 @@ def assign_splits(given, *, val_split, test_split, seed, class_names):
     """Carves val/test out of train (seeded, stratified) when not given.
 
     Args:
-        given: `{split: (inputs, int labels)}` with at least "train". Splits
+        given: `{split: (inputs, int labels, origins)}` with at least
+            "train" (origins: array of strings saying where each example came
+            from). Splits
             already present are kept as they are; their `*_split` is ignored.
         val_split: fraction of all train-pool examples for val (0 for none).
         test_split: fraction of all train-pool examples for test.
@@ -172,9 +180,9 @@ def assign_splits(given, *, val_split, test_split, seed, class_names):
         class_names: for error messages.
 
     Returns:
-        `{split: (inputs, labels)}` for the splits that exist.
+        `{split: (inputs, labels, origins)}` for the splits that exist.
     """
-    x, y = given["train"]
+    x, y, o = given["train"]
     out = {k: v for k, v in given.items() if k != "train"}
     carve_test = "test" not in given and test_split > 0
     carve_val = "val" not in given and val_split > 0
@@ -182,17 +190,18 @@ def assign_splits(given, *, val_split, test_split, seed, class_names):
     if carve_test:
         pool, test_idx = _stratified(pool, y, test_split, seed, "test", class_names)
         test_idx = np.sort(test_idx)
-        out["test"] = (x[test_idx], y[test_idx])
+        out["test"] = (x[test_idx], y[test_idx], o[test_idx])
     if carve_val:
         # val_split is a fraction of the whole pool, not of what test left.
         fraction = val_split / (1.0 - test_split) if carve_test else val_split
-        pool, val_idx = _stratified(
-            pool, y[pool], fraction, seed, "val", class_names
-        )
+        pool, val_idx = _stratified(pool, y[pool], fraction, seed, "val", class_names)
         val_idx = np.sort(val_idx)
-        out["val"] = (x[val_idx], y[val_idx])
-    pool = np.sort(pool)
-    out["train"] = (x[pool], y[pool])
+        out["val"] = (x[val_idx], y[val_idx], o[val_idx])
+    if carve_test or carve_val:
+        pool = np.sort(pool)
+        out["train"] = (x[pool], y[pool], o[pool])
+    else:
+        out["train"] = (x, y, o)
     return {s: out[s] for s in SPLITS if s in out}
 
 
@@ -225,7 +234,7 @@ def make_dataset(inputs, labels, *, batch_size, shuffle, seed, to_float):
 
 
 def build_result(
-    examples,
+    splits,
     class_names,
     *,
     modality,
@@ -235,7 +244,8 @@ def build_result(
     skipped=(),
     image_size=None,
 ):
-    """Turns `{split: (inputs, labels)}` into a `LoadedData`."""
+    """Turns `{split: (inputs, labels, origins)}` into a `LoadedData`."""
+    examples = {s: (x, y) for s, (x, y, _) in splits.items()}
     datasets = {
         split: make_dataset(
             x,
@@ -250,7 +260,9 @@ def build_result(
     counts = {
         split: {
             name: int(n)
-            for name, n in zip(class_names, np.bincount(y, minlength=len(class_names)))
+            for name, n in zip(
+                class_names, np.bincount(y, minlength=len(class_names)), strict=True
+            )
         }
         for split, (_, y) in examples.items()
     }
@@ -268,4 +280,5 @@ def build_result(
         skipped=tuple(skipped),
         image_size=image_size,
         batch_size=batch_size,
+        origins={s: tuple(o) for s, (_, _, o) in splits.items()},
     )

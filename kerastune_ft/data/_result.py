@@ -28,6 +28,9 @@ class LoadedData:
             (corrupt images, empty texts), already reported in a warning.
         image_size: `(height, width)` for images, else `None`.
         batch_size: the batch size of the datasets.
+        origins: `{split: tuple of str}` saying where each example of
+            `examples[split]` came from (a file path, "line 12",
+            "index 3"), used by the checks to point at duplicates.
 
     Example:
 
@@ -51,6 +54,7 @@ class LoadedData:
     skipped: tuple = ()
     image_size: tuple = None
     batch_size: int = 32
+    origins: dict = dataclasses.field(default_factory=dict)
 
     @property
     def num_classes(self):

@@ -1,0 +1,353 @@
+"""`load_texts`: text files, CSV/TSV, lists and tfds names -> `LoadedData`."""
+
+import csv
+import io
+import os
+import pathlib
+
+import numpy as np
+
+from kerastune_ft._validation import check_choice
+from kerastune_ft.data import _common, _tfds
+from kerastune_ft.data._folders import scan_class_folders
+
+TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
+DEFAULT_TEXT_COLUMN = "text"
+DEFAULT_LABEL_COLUMN = "label"
+
+
+def load_texts(
+    source,
+    *,
+    text_column=None,
+    label_column=None,
+    batch_size=32,
+    val_split=0.2,
+    test_split=0.0,
+    seed=0,
+    strict=False,
+    label_first=False,
+    delimiter=None,
+    encoding="utf-8",
+    errors="strict",
+    class_names=None,
+    data_dir=None,
+    download=True,
+    tfds_splits=None,
+):
+    """Loads labelled texts for fine-tuning, checked, split and batched.
+
+    Datasets yield `(texts, labels)` batches: a `tf.string` vector and int32
+    class indices. The training split is reshuffled every epoch (seeded); val
+    and test keep a fixed order. Labels may be integers or words ("ham",
+    "spam"): class names are their sorted values (numbers sort as numbers).
+
+    Args:
+        source: one of
+            - a text file with one `text<TAB>label` example per line (or
+              `label<TAB>text` with `label_first=True`), no header. Lines are
+              split on "\\n" only (never on U+0085 or other characters that
+              `str.splitlines()` treats as line breaks) and trailing
+              whitespace / "\\r" is dropped;
+            - a folder `root/<class>/*.txt` (one text per file) or
+              `root/{train,val,test}/<class>/*.txt`, laid out as for
+              `load_images` (given splits are kept);
+            - a CSV or TSV file with a header row (`.csv`, `.tsv`, or any
+              file when `text_column`, `label_column` or `delimiter` is
+              given);
+            - `"tfds:<name>"`, a TensorFlow Datasets name such as
+              `"tfds:imdb_reviews"` (its own splits are used; a missing val
+              or test split is carved out of train);
+            - a tuple `(texts, labels)` of lists or arrays.
+        text_column: CSV/TSV column holding the texts. Defaults to `"text"`.
+        label_column: CSV/TSV column holding the labels. Defaults to `"label"`.
+        batch_size: examples per batch. Defaults to `32`.
+        val_split: fraction of the examples held out for validation; `0` for
+            no validation split. Defaults to `0.2`.
+        test_split: fraction held out for a test split. Defaults to `0.0`.
+        seed: seed of the split and of the per-epoch shuffling; the same seed
+            gives the same split. Defaults to `0`.
+        strict: if `True`, empty texts raise a `ValueError`; if `False` they
+            are skipped and listed in one `KerasTuneFTWarning`. Defaults to
+            `False`.
+        label_first: for plain text files, whether each line is
+            `label<TAB>text` (as in the SMS Spam Collection). Defaults to
+            `False` (`text<TAB>label`).
+        delimiter: CSV/TSV field delimiter. Defaults to "\\t" for `.tsv` and
+            `.tab` files, else ",".
+        encoding: file encoding. Defaults to `"utf-8"`.
+        errors: what to do with bytes that are not valid in `encoding`:
+            `"strict"` raises a `ValueError` naming the file and line,
+            `"replace"` substitutes U+FFFD, `"ignore"` drops them. Defaults to
+            `"strict"`.
+        class_names: optional list of class names fixing the label order;
+            labels outside it raise a `ValueError`. Defaults to the sorted
+            label values.
+        data_dir: tfds data folder (tfds sources only). Defaults to tfds' own.
+        download: whether tfds may download (tfds sources only). Defaults to
+            `True`.
+        tfds_splits: optional `{"train": ..., "val": ..., "test": ...}` tfds
+            split strings (tfds sources only). Defaults to the dataset's own.
+
+    Returns:
+        A `kft.data.LoadedData` with `.train`, `.val`, `.test`,
+        `.class_names`, `.counts` and `.examples`.
+
+    Example:
+
+    ```python
+    texts = ["loved it", "hated it", "great phone", "awful battery"] * 5
+    labels = ["pos", "neg", "pos", "neg"] * 5
+    data = kft.data.load_texts((texts, labels), batch_size=4)
+    data.class_names  # ('neg', 'pos')
+    batch_texts, batch_labels = next(iter(data.train))
+    ```
+    """
+    _common.check_common_args(batch_size, val_split, test_split, seed)
+    check_choice("errors", errors, ("strict", "replace", "ignore"))
+    class_names = _common.check_class_names(class_names)
+    if _tfds.is_tfds_source(source):
+        loaded, tfds_names = _tfds.load_tfds(
+            source,
+            convert=lambda text: _to_str(text, encoding, errors),
+            data_dir=data_dir,
+            download=download,
+            tfds_splits=tfds_splits,
+        )
+        class_names = class_names or tfds_names
+        rows = {
+            split: [
+                (f"{split} example {i}", text, label)
+                for i, (text, label) in enumerate(zip(texts, labels, strict=True))
+            ]
+            for split, (texts, labels) in loaded.items()
+        }
+        description = source
+    elif isinstance(source, (str, os.PathLike)) and pathlib.Path(source).is_dir():
+        files = scan_class_folders(pathlib.Path(source), kind="texts")
+        rows = {
+            split: [
+                (str(path), _read_file(path, encoding, errors).strip(), label)
+                for path, label in items
+            ]
+            for split, items in files.items()
+        }
+        description = repr(str(source))
+    elif isinstance(source, (str, os.PathLike)):
+        path = pathlib.Path(source)
+        text = _read_file(path, encoding, errors)
+        table = (
+            text_column is not None
+            or label_column is not None
+            or delimiter is not None
+            or path.suffix.lower() in TABLE_SUFFIXES
+        )
+        if table:
+            sep = delimiter or TABLE_SUFFIXES.get(path.suffix.lower(), ",")
+            rows = _parse_table(
+                text,
+                path,
+                sep,
+                text_column or DEFAULT_TEXT_COLUMN,
+                label_column or DEFAULT_LABEL_COLUMN,
+            )
+        else:
+            rows = _parse_lines(text, path, label_first)
+        rows = {"train": rows}
+        description = repr(str(source))
+    elif (
+        isinstance(source, (tuple, list))
+        and len(source) == 2
+        and not all(isinstance(s, str) for s in source)
+    ):
+        rows = {"train": _pair_rows(source)}
+        description = f"{len(source[0])} texts"
+    elif isinstance(source, (list, tuple, np.ndarray)):
+        raise TypeError(
+            "`source` looks like texts without labels. Pass a tuple "
+            "(texts, labels), e.g. load_texts((texts, labels)). "
+            f"Received: a {type(source).__name__} of {len(source)} items."
+        )
+    else:
+        raise TypeError(
+            "`source` must be a file path, a 'tfds:<name>' string, or a tuple "
+            f"(texts, labels). Received: source of type {type(source).__name__}."
+        )
+
+    skipped = [
+        (where, "empty text")
+        for split_rows in rows.values()
+        for where, text, _ in split_rows
+        if not text.strip()
+    ]
+    if skipped and strict:
+        raise ValueError(
+            f"{len(skipped)} empty text(s) in {description}: "
+            f"{_common.listed(where for where, _ in skipped)}. Remove them, or "
+            "pass `strict=False` to skip them with a warning."
+        )
+    _common.warn_skipped(
+        skipped,
+        f"empty text(s) in {description}",
+        "Remove them, or pass `strict=True` to make this an error.",
+        with_reasons=False,
+    )
+    rows = {
+        s: [r for r in split_rows if r[1].strip()] for s, split_rows in rows.items()
+    }
+    labels, class_names = _common.encode_labels(
+        {s: [label for _, _, label in split_rows] for s, split_rows in rows.items()},
+        class_names,
+        where=f"The labels of {description}",
+    )
+    given = {
+        s: (
+            np.array([t for _, t, _ in split_rows], dtype=object),
+            labels[s],
+            np.array([w for w, _, _ in split_rows], dtype=object),
+        )
+        for s, split_rows in rows.items()
+    }
+    examples = _common.assign_splits(
+        given,
+        val_split=val_split,
+        test_split=test_split,
+        seed=seed,
+        class_names=class_names,
+    )
+    return _common.build_result(
+        examples,
+        class_names,
+        modality="text",
+        batch_size=batch_size,
+        seed=seed,
+        source=description,
+        skipped=skipped,
+    )
+
+
+def _to_str(value, encoding, errors):
+    if isinstance(value, bytes):
+        return value.decode(encoding, errors)
+    return str(value)
+
+
+def _read_file(path, encoding, errors):
+    if not path.exists():
+        raise ValueError(
+            f"`source` file does not exist. Received: source={str(path)!r}. "
+            f"Check the path (relative paths start from {os.getcwd()})."
+        )
+    data = path.read_bytes()
+    try:
+        text = data.decode(encoding, errors)
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise ValueError(
+            f"{str(path)!r} is not valid {encoding}: line {line} has byte(s) "
+            f"{data[err.start : err.end]!r} ({err.reason}). Pass the right "
+            "`encoding=` (e.g. 'latin-1'), or `errors='replace'` to substitute "
+            "them."
+        ) from None
+    return text.removeprefix("\ufeff")
+
+
+def _parse_lines(text, path, label_first):
+    """`text<TAB>label` lines -> rows `(where, text, label)`."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    rows, bad = [], []
+    for number, line in enumerate(lines, start=1):
+        where = f"line {number}"
+        had_tab = "\t" in line
+        line = line.rstrip()
+        if not line.strip():
+            rows.append((where, "", None))
+            continue
+        if label_first:
+            label, sep, body = line.partition("\t")
+        else:
+            body, sep, label = line.rpartition("\t")
+        if not sep:
+            bad.append(f"{number} ({'empty label' if had_tab else 'no tab'})")
+        elif not label.strip():
+            bad.append(f"{number} (empty label)")
+        else:
+            rows.append((where, body.strip(), label.strip()))
+    if bad:
+        order = "label<TAB>text" if label_first else "text<TAB>label"
+        raise ValueError(
+            f"{str(path)!r}: {len(bad)} line(s) are not `{order}`: line "
+            f"{_common.listed(bad)}. Fix them"
+            + (
+                ", or pass `label_first=True` if labels come first."
+                if not label_first
+                else "."
+            )
+            + " For a CSV/TSV with a header, pass `text_column` and `label_column`."
+        )
+    return rows
+
+
+def _parse_table(text, path, delimiter, text_column, label_column):
+    """CSV/TSV with a header row -> rows `(where, text, label)`."""
+    # newline="" keeps quoted multi-line fields intact and splits records on
+    # \n / \r only, never on U+0085.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = next(reader, None)
+    if not header:
+        raise ValueError(f"{str(path)!r} is empty: expected a header row.")
+    header = [h.strip() for h in header]
+    for argument, column in (
+        ("text_column", text_column),
+        ("label_column", label_column),
+    ):
+        if column not in header:
+            raise ValueError(
+                f"{str(path)!r} has no column {column!r}. Available columns: "
+                f"{header!r}. Pass `{argument}=` one of them. "
+                f"Received: {argument}={column!r}."
+            )
+    ti, li = header.index(text_column), header.index(label_column)
+    rows, bad = [], []
+    for record in reader:
+        where = f"line {reader.line_num}"
+        if not record:
+            rows.append((where, "", None))
+            continue
+        if len(record) != len(header):
+            bad.append(f"{reader.line_num} ({len(record)} fields)")
+            continue
+        if not record[li].strip():
+            bad.append(f"{reader.line_num} (empty label)")
+            continue
+        rows.append((where, record[ti].strip(), record[li]))
+    if bad:
+        raise ValueError(
+            f"{str(path)!r}: {len(bad)} row(s) do not match the {len(header)}-"
+            f"column header or lack a label: line {_common.listed(bad)}. "
+            f"Check the delimiter (received: delimiter={delimiter!r}) and quoting."
+        )
+    return rows
+
+
+def _pair_rows(source):
+    texts, labels = source
+    texts, labels = list(texts), list(labels)
+    if len(texts) != len(labels):
+        raise ValueError(
+            "`source` must be (texts, labels) with one label per text. "
+            f"Received: {len(texts)} texts and {len(labels)} labels."
+        )
+    rows = []
+    for i, (text, label) in enumerate(zip(texts, labels, strict=True)):
+        if isinstance(text, (bytes, np.bytes_)):
+            text = bytes(text).decode("utf-8")
+        if not isinstance(text, str):
+            raise TypeError(
+                "Every text must be a string. "
+                f"Received: texts[{i}]={text!r} of type {type(text).__name__}."
+            )
+        rows.append((f"index {i}", text.strip(), label))
+    return rows
