@@ -75,13 +75,16 @@ class ImageBackboneSpec:
         constructor = getattr(keras.applications, self.constructor)
         weights = check_weights_argument(weights)
         with local_weights_first():
-            return constructor(
+            model = constructor(
                 include_top=False,
                 weights=weights,
                 input_shape=tuple(input_shape),
-                name=BACKBONE_NAME,
                 **kwargs,
             )
+        # Renamed afterwards: EfficientNetV2 reads its block layout from
+        # `name`, so passing name="backbone" to the constructor breaks it.
+        model.name = BACKBONE_NAME
+        return model
 
 
 def _specs():
@@ -122,14 +125,14 @@ def _specs():
         add(f"resnet{depth}_v2", f"ResNet{depth}V2", "ResNetV2", 224, "tf")
     for depth in (121, 169, 201):
         add(f"densenet{depth}", f"DenseNet{depth}", "DenseNet", 224, "torch")
-    for size in ("tiny", "small", "base", "large", "xlarge"):
-        add(
-            f"convnext_{size}",
-            f"ConvNeXt{size.capitalize()}",
-            "ConvNeXt",
-            224,
-            "none",
-        )
+    for size, suffix in (
+        ("tiny", "Tiny"),
+        ("small", "Small"),
+        ("base", "Base"),
+        ("large", "Large"),
+        ("xlarge", "XLarge"),
+    ):
+        add(f"convnext_{size}", f"ConvNeXt{suffix}", "ConvNeXt", 224, "none")
     add("xception", "Xception", "Xception", 299, "tf", min_size=71)
     add("inception_v3", "InceptionV3", "InceptionV3", 299, "tf", min_size=75)
     add(

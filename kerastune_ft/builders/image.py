@@ -1,5 +1,404 @@
-"""Image classifier builder (issue 3). Placeholder until implemented."""
+"""Image classifier builder: pretrained backbone + frozen layers + regularized head.
+
+The model takes raw 0-255 RGB pixels and is laid out as
+
+    input -> [augmentation] -> [preprocessing] -> backbone -> pooling
+          -> [hidden Dense + Dropout]* -> Dropout -> Dense "predictions"
+
+The backbone is the nested model named `"backbone"`, so
+`kft.describe_layers(model)` and `kft.freezing.get_backbone(model)` find it.
+"""
+
+import warnings
+
+import keras
+
+from kerastune_ft._validation import check_choice
+from kerastune_ft._warnings import KerasTuneFTWarning
+from kerastune_ft.augment.image import image_augmentation
+from kerastune_ft.backbones.image import (
+    PREPROCESSING_MODES,
+    get_image_backbone_spec,
+    is_keras_hub_preset,
+    load_keras_hub_backbone,
+    make_preprocessing_layer,
+)
+from kerastune_ft.backbones.weights import check_weights_argument
+from kerastune_ft.builders.head import (
+    POOLINGS,
+    add_classification_head,
+    check_head_arguments,
+    compile_classifier,
+)
+from kerastune_ft.freezing import BACKBONE_NAME, get_backbone, resolve_freeze_count
+
+# Families whose constructors take `include_preprocessing`; turning it off
+# changes what the backbone expects, so "auto" cannot know it.
+_INCLUDE_PREPROCESSING = "include_preprocessing"
 
 
-def build_image_classifier(*args, **kwargs):
-    raise NotImplementedError("build_image_classifier is being written (issue 3).")
+def build_image_classifier(
+    backbone,
+    num_classes,
+    *,
+    weights="imagenet",
+    input_shape=None,
+    freeze="all",
+    dropout=0.2,
+    l1=0.0,
+    l2=1e-4,
+    head_units=(),
+    pooling="avg",
+    augmentation=None,
+    multi_label=False,
+    label_mode="int",
+    from_logits=False,
+    compile=True,
+    learning_rate=1e-3,
+    weight_decay=1e-4,
+    backbone_kwargs=None,
+    preprocessing="auto",
+    bn_trainable=False,
+    name=None,
+):
+    """Builds an image classifier on a pretrained backbone.
+
+    The returned functional `keras.Model` takes raw pixels in [0, 255] of
+    shape `input_shape` and applies the backbone's own preprocessing inside
+    itself, exactly once. BatchNormalization layers stay in inference mode
+    and keep their pretrained statistics and scale/offset even when `freeze`
+    unfreezes the layers around them (the backbone is called with
+    `training=False` and its BatchNormalization layers are non-trainable; see
+    `kft.builders.image.freeze_backbone`). Pass `bn_trainable=True` to let
+    unfrozen BatchNormalization layers train and update their statistics.
+
+    Args:
+        backbone: a registry name (see `kft.backbones.list_image_backbones()`,
+            e.g. `"mobilenet_v2"`, `"efficientnet_b0"`, `"resnet50"`), a
+            keras-hub preset folder or handle (e.g. a timm folder with
+            `config.json` + `model.safetensors`), or a ready `keras.Model`
+            mapping images to a feature map or feature vector (it receives
+            the pixels after `preprocessing`; with `"auto"`, raw 0-255). A
+            ready model is used in place: `freeze` sets its layers'
+            `trainable` flags.
+        num_classes: number of classes, an int >= 2 (or >= 1 with
+            `multi_label=True`).
+        weights: `"imagenet"` (looks in `$KFT_WEIGHTS_DIR` and the Keras cache
+            before downloading; for keras-hub presets, the preset's weights),
+            a weights file path, or `None` (random initialization). Ignored
+            for a ready `keras.Model`. Defaults to `"imagenet"`.
+        input_shape: `(height, width, 3)`. Defaults to `None`: the backbone's
+            default size (e.g. 224x224; a ready model's own input shape; a
+            keras-hub preset takes any size).
+        freeze: which backbone layers to freeze: `"all"`, `"none"`, an int N
+            (the first N layers), a negative int -N (all but the last N), a
+            float fraction, or a layer name (up to and including it). Use
+            `kft.describe_layers(model)` to choose. Defaults to `"all"`.
+        dropout: Dropout rate in [0, 1) before each head Dense layer.
+            Defaults to `0.2`.
+        l1: L1 penalty on head Dense kernels. Defaults to `0.0`.
+        l2: L2 penalty on head Dense kernels. Defaults to `1e-4`.
+        head_units: sizes of hidden ReLU Dense layers between pooling and the
+            output, e.g. `(256,)`. Defaults to `()` (a linear head).
+        pooling: how the feature map becomes a vector: `"avg"`, `"max"` or
+            `"flatten"`. Defaults to `"avg"`.
+        augmentation: `None`, a preset (`"light"`, `"standard"`, `"strong"`),
+            a list of Keras layers, or a layer; see
+            `kft.augment.image_augmentation`. Acts only in training. Defaults
+            to `None`.
+        multi_label: one sigmoid per class and binary cross-entropy, for
+            multi-hot labels. Defaults to `False` (softmax).
+        label_mode: single-label label format: `"int"` (class ids, as
+            `keras.utils.image_dataset_from_directory` gives by default) or
+            `"categorical"` (one-hot, e.g. after `kft.augment.mix_dataset`).
+            Defaults to `"int"`.
+        from_logits: output logits (no activation) and compile a loss with
+            `from_logits=True`. Defaults to `False`.
+        compile: compile with AdamW, the matching loss and the metrics
+            accuracy, precision, recall and F1 (macro-averaged). Defaults to
+            `True`.
+        learning_rate: AdamW learning rate. Defaults to `1e-3`.
+        weight_decay: AdamW decoupled weight decay. Defaults to `1e-4`.
+        backbone_kwargs: extra constructor arguments for the backbone, e.g.
+            `{"alpha": 0.35}` for MobileNetV2. Defaults to `None`.
+        preprocessing: `"auto"` (the backbone's own: from the registry, from
+            the keras-hub preset, none for a ready model), `"tf"` ([-1, 1]),
+            `"torch"` (ImageNet mean/std), `"caffe"` (BGR minus means) or
+            `"none"`. Defaults to `"auto"`.
+        bn_trainable: let unfrozen BatchNormalization layers train and
+            update their moving statistics. Defaults to `False`.
+        name: model name. Defaults to `None` (`"<backbone>_classifier"`).
+
+    Returns:
+        A functional `keras.Model`, compiled when `compile=True`.
+
+    Example:
+
+    >>> import numpy as np, kerastune_ft as kft
+    >>> model = kft.build_image_classifier(
+    ...     "mobilenet_v2", 3, weights=None, input_shape=(32, 32, 3),
+    ...     backbone_kwargs={"alpha": 0.35})
+    >>> model.predict(np.zeros((2, 32, 32, 3)), verbose=0).shape
+    (2, 3)
+    >>> model.get_layer("backbone").trainable
+    False
+    """
+    head_units = check_head_arguments(
+        num_classes=num_classes,
+        dropout=dropout,
+        l1=l1,
+        l2=l2,
+        head_units=head_units,
+        multi_label=multi_label,
+        label_mode=label_mode,
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+    )
+    check_choice("pooling", pooling, POOLINGS)
+    check_choice("preprocessing", preprocessing, ("auto", *PREPROCESSING_MODES))
+    if backbone_kwargs is None:
+        backbone_kwargs = {}
+    if not isinstance(backbone_kwargs, dict):
+        raise TypeError(
+            "`backbone_kwargs` must be a dict of constructor arguments, e.g. "
+            f'{{"alpha": 0.35}}. Received: backbone_kwargs={backbone_kwargs!r}.'
+        )
+    for key in ("include_top", "weights", "input_shape", "name", "input_tensor"):
+        if key in backbone_kwargs:
+            raise ValueError(
+                f"`backbone_kwargs` cannot set {key!r}: the builder sets it. "
+                f"Received: backbone_kwargs={backbone_kwargs!r}. Use the builder's "
+                "own arguments (`weights`, `input_shape`, `name`) instead."
+            )
+    if input_shape is not None:
+        input_shape = _check_input_shape(input_shape)
+
+    base, prep_layer, input_shape, label = _make_backbone(
+        backbone, weights, input_shape, backbone_kwargs, preprocessing
+    )
+    freeze_backbone(base, freeze, bn_trainable=bn_trainable, label=label)
+
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = inputs
+    if augmentation is not None:
+        x = image_augmentation(augmentation)(x)
+    if prep_layer is not None:
+        x = prep_layer(x)
+    # Inference-mode BatchNormalization: fine-tuning with the statistics of
+    # small batches wrecks pretrained features. training=False covers direct
+    # calls; during fit Keras passes training=True down, so freeze_backbone
+    # also sets the BatchNormalization layers non-trainable.
+    x = base(x) if bn_trainable else base(x, training=False)
+    outputs = add_classification_head(
+        x,
+        num_classes,
+        pooling=pooling,
+        head_units=head_units,
+        dropout=dropout,
+        l1=l1,
+        l2=l2,
+        multi_label=multi_label,
+        from_logits=from_logits,
+    )
+    model = keras.Model(inputs, outputs, name=name or f"{label}_classifier")
+    if compile:
+        compile_classifier(
+            model,
+            num_classes,
+            multi_label=multi_label,
+            label_mode=label_mode,
+            from_logits=from_logits,
+            learning_rate=learning_rate,
+            weight_decay=weight_decay,
+        )
+    return model
+
+
+def _check_input_shape(input_shape):
+    hint = "Pass `input_shape=(height, width, 3)`, e.g. (224, 224, 3)."
+    if not isinstance(input_shape, list | tuple) or len(input_shape) != 3:
+        raise ValueError(
+            "`input_shape` must be (height, width, channels). "
+            f"Received: input_shape={input_shape!r}. {hint}"
+        )
+    for dim in input_shape:
+        if dim is not None and (
+            isinstance(dim, bool) or not isinstance(dim, int) or dim < 1
+        ):
+            raise ValueError(
+                "`input_shape` entries must be positive ints (or None for a "
+                f"variable height/width). Received: input_shape={input_shape!r}. "
+                f"{hint}"
+            )
+    if input_shape[-1] != 3:
+        extra = (
+            " Grayscale images: load them with `color_mode='rgb'` (repeats the "
+            "channel 3 times)."
+            if input_shape[-1] == 1
+            else " Drop the alpha channel (load with `color_mode='rgb'`)."
+        )
+        raise ValueError(
+            "Pretrained image backbones take 3-channel RGB images (channels "
+            f"last). Received: input_shape={tuple(input_shape)!r}.{extra}"
+        )
+    return tuple(input_shape)
+
+
+def _make_backbone(backbone, weights, input_shape, backbone_kwargs, preprocessing):
+    """Returns (backbone model, preprocessing layer or None, input_shape, label)."""
+    if isinstance(backbone, keras.Model):
+        if backbone_kwargs:
+            raise ValueError(
+                "`backbone_kwargs` only apply to backbones built by name or "
+                "preset; this backbone is a ready keras.Model. Received: "
+                f"backbone_kwargs={backbone_kwargs!r}."
+            )
+        return _wrap_ready_model(backbone, input_shape, preprocessing)
+    if is_keras_hub_preset(backbone) and not _is_registry_name(backbone):
+        if weights not in ("imagenet", None):
+            raise ValueError(
+                "A keras-hub preset brings its own weights: use weights='imagenet' "
+                "(the preset's weights) or weights=None. "
+                f"Received: weights={weights!r}."
+            )
+        base, prep = load_keras_hub_backbone(
+            backbone, load_weights=weights is not None, **backbone_kwargs
+        )
+        if preprocessing != "auto":
+            prep = make_preprocessing_layer(preprocessing)
+        elif prep is None:
+            warnings.warn(
+                f"The keras-hub preset {backbone!r} declares no image converter, so "
+                "its backbone receives raw 0-255 pixels. If it expects another "
+                'range, pass `preprocessing="tf"` ([-1, 1]), `"torch"` or `"caffe"`.',
+                KerasTuneFTWarning,
+                stacklevel=3,
+            )
+        shape = input_shape or (None, None, 3)
+        return base, prep, shape, "keras_hub"
+
+    spec = get_image_backbone_spec(backbone)
+    if input_shape is None:
+        input_shape = (spec.default_size, spec.default_size, 3)
+    for dim in input_shape[:2]:
+        if dim is not None and dim < spec.min_size:
+            raise ValueError(
+                f"{spec.family} needs images of at least {spec.min_size}x"
+                f"{spec.min_size} pixels. Received: input_shape={input_shape!r}. "
+                f"Its default size is {spec.default_size}; resize your images "
+                "(e.g. `image_size=` when loading) or choose another backbone."
+            )
+    if preprocessing == "auto":
+        if backbone_kwargs.get(_INCLUDE_PREPROCESSING) is False:
+            raise ValueError(
+                f"backbone_kwargs sets include_preprocessing=False for {spec.name}, "
+                "so its expected input range is yours to choose: pass "
+                '`preprocessing="tf"`, `"torch"`, `"caffe"` or `"none"` explicitly.'
+            )
+        preprocessing = spec.preprocessing
+    weights = check_weights_argument(weights)
+    try:
+        base = spec.build(input_shape=input_shape, weights=weights, **backbone_kwargs)
+    except TypeError as e:
+        raise TypeError(
+            f"keras.applications.{spec.constructor} rejected `backbone_kwargs`"
+            f"={backbone_kwargs!r}: {e}"
+        ) from e
+    return base, make_preprocessing_layer(preprocessing), input_shape, spec.name
+
+
+def _is_registry_name(value):
+    try:
+        get_image_backbone_spec(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _wrap_ready_model(model, input_shape, preprocessing):
+    if model.name != BACKBONE_NAME:
+        # Rename without touching the caller's object: a functional wrapper
+        # shares the same layers and weights.
+        try:
+            inputs = model.inputs
+        except (AttributeError, ValueError):
+            inputs = None
+        if not inputs:
+            raise ValueError(
+                f"A ready backbone must be a functional model or be named "
+                f"{BACKBONE_NAME!r} (build it with name='backbone'). Received a "
+                f"{type(model).__name__} named {model.name!r}."
+            )
+        outputs = model.outputs[0] if len(model.outputs) == 1 else model.outputs
+        model = keras.Model(model.inputs, outputs, name=BACKBONE_NAME)
+    if input_shape is None:
+        try:
+            input_shape = tuple(model.inputs[0].shape[1:])
+        except (AttributeError, ValueError, IndexError, TypeError):
+            input_shape = None
+        if input_shape is None:
+            raise ValueError(
+                "Pass `input_shape=(height, width, 3)`: the ready backbone does "
+                "not declare its input shape."
+            )
+        input_shape = _check_input_shape(input_shape)
+    prep = None if preprocessing == "auto" else make_preprocessing_layer(preprocessing)
+    return model, prep, input_shape, "custom"
+
+
+def freeze_backbone(model, freeze="all", *, bn_trainable=False, label=None):
+    """Sets which backbone layers train, keeping BatchNormalization frozen.
+
+    Layers before the freeze point get `trainable=False`, the others
+    `trainable=True`. Unless `bn_trainable`, every BatchNormalization layer
+    of the backbone also gets `trainable=False`: in Keras 3 that is what
+    keeps it in inference mode during `fit` (an outer `fit` passes
+    `training=True` down to nested layers, overriding a `training=False`
+    recorded in the graph), so its moving statistics keep their pretrained
+    values. Recompile the model after calling this.
+
+    Args:
+        model: a model from `kft.build_image_classifier` or a backbone.
+        freeze: as in `kft.build_image_classifier`. Defaults to `"all"`.
+        bn_trainable: let BatchNormalization layers train and update their
+            statistics when unfrozen. Defaults to `False`.
+        label: backbone name used in error messages. Defaults to `None`.
+
+    Returns:
+        The number of frozen leading backbone layers.
+
+    Example:
+
+    >>> import kerastune_ft as kft
+    >>> model = kft.build_image_classifier(
+    ...     "mobilenet_v2", 2, weights=None, input_shape=(32, 32, 3),
+    ...     backbone_kwargs={"alpha": 0.35}, compile=False)
+    >>> kft.builders.image.freeze_backbone(model, -10)
+    144
+    """
+    base = get_backbone(model)
+    layers = base.layers
+    count = resolve_freeze_count(
+        freeze,
+        len(layers),
+        unit="layers",
+        names=[layer.name for layer in layers],
+        what=f"The {label} backbone" if label else "The backbone",
+    )
+    base.trainable = True
+    if count == len(layers):
+        base.trainable = False
+        return count
+    for i, layer in enumerate(layers):
+        layer.trainable = i >= count
+    if not bn_trainable:
+        for layer in _walk(base):
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
+    return count
+
+
+def _walk(layer):
+    for sub in getattr(layer, "layers", None) or ():
+        yield sub
+        yield from _walk(sub)

@@ -1,0 +1,337 @@
+"""The classification head, loss and metrics shared by every builder.
+
+One place decides how a classifier ends (pooling, hidden layers, Dropout,
+regularized Dense), which loss matches its output, and which metrics it
+reports, so the image and text builders behave the same way.
+
+Labels:
+- single-label, `label_mode="int"` (the default, as
+  `keras.utils.image_dataset_from_directory` gives): integer class ids;
+- single-label, `label_mode="categorical"`: one-hot vectors;
+- `multi_label=True`: multi-hot vectors of 0/1, one sigmoid per class.
+"""
+
+import keras
+from keras import ops
+
+from kerastune_ft._validation import check_choice, check_fraction, check_number
+
+POOLINGS = ("avg", "max", "flatten")
+LABEL_MODES = ("int", "categorical")
+
+
+def check_head_arguments(
+    *,
+    num_classes,
+    dropout,
+    l1,
+    l2,
+    head_units,
+    multi_label,
+    label_mode,
+    learning_rate,
+    weight_decay,
+):
+    """Validates the head and training arguments; returns `head_units` as a tuple.
+
+    Raises:
+        TypeError, ValueError: naming the argument and what was received.
+    """
+    check_number(
+        "num_classes",
+        num_classes,
+        low=1,
+        integer=True,
+        hint="Pass the number of classes in your labels, e.g. "
+        "`len(train_ds.class_names)`.",
+    )
+    if num_classes == 1 and not multi_label:
+        raise ValueError(
+            "Single-label classification needs `num_classes >= 2` (one softmax "
+            "output per class). Received: num_classes=1. For a binary problem "
+            "use num_classes=2 with integer labels 0/1, or num_classes=1 with "
+            "multi_label=True for a single sigmoid output."
+        )
+    check_fraction("dropout", dropout)
+    check_number("l1", l1, low=0.0)
+    check_number("l2", l2, low=0.0)
+    check_number("learning_rate", learning_rate, low=0.0, low_inclusive=False)
+    check_number("weight_decay", weight_decay, low=0.0)
+    check_choice("label_mode", label_mode, LABEL_MODES)
+    if isinstance(head_units, int) and not isinstance(head_units, bool):
+        head_units = (head_units,)
+    if head_units is None:
+        head_units = ()
+    if not isinstance(head_units, list | tuple):
+        raise TypeError(
+            "`head_units` must be a tuple of hidden layer sizes, e.g. (256,) or (). "
+            f"Received: head_units={head_units!r}."
+        )
+    for units in head_units:
+        check_number(
+            "head_units",
+            units,
+            low=1,
+            integer=True,
+            hint="Each entry is the size of one hidden Dense layer, e.g. (256,).",
+        )
+    return tuple(int(u) for u in head_units)
+
+
+def add_classification_head(
+    features,
+    num_classes,
+    *,
+    pooling="avg",
+    head_units=(),
+    dropout=0.2,
+    l1=0.0,
+    l2=1e-4,
+    multi_label=False,
+    from_logits=False,
+):
+    """Adds pooling, hidden layers, Dropout and the output layer to a tensor.
+
+    Args:
+        features: a symbolic tensor, a feature map `(batch, h, w, c)` or a
+            vector `(batch, c)` (pooling is then skipped).
+        num_classes: number of outputs.
+        pooling: `"avg"`, `"max"` or `"flatten"`. Defaults to `"avg"`.
+        head_units: sizes of hidden ReLU Dense layers, each followed by
+            Dropout. Defaults to `()`.
+        dropout: Dropout rate before each Dense layer. Defaults to `0.2`.
+        l1: L1 kernel penalty of every head Dense layer. Defaults to `0.0`.
+        l2: L2 kernel penalty of every head Dense layer. Defaults to `1e-4`.
+        multi_label: sigmoid outputs instead of softmax. Defaults to `False`.
+        from_logits: no output activation (the loss applies it). Defaults to
+            `False`.
+
+    Returns:
+        The output tensor, from a Dense layer named `"predictions"`.
+    """
+    x = features
+    if len(x.shape) == 4:
+        if pooling == "avg":
+            x = keras.layers.GlobalAveragePooling2D(name="pooling")(x)
+        elif pooling == "max":
+            x = keras.layers.GlobalMaxPooling2D(name="pooling")(x)
+        else:
+            if any(d is None for d in x.shape[1:]):
+                raise ValueError(
+                    'pooling="flatten" needs a fixed input size. Pass '
+                    "`input_shape=(height, width, 3)` or use pooling='avg'."
+                )
+            x = keras.layers.Flatten(name="pooling")(x)
+    elif len(x.shape) != 2:
+        raise ValueError(
+            "The backbone must output a feature map (batch, height, width, "
+            f"channels) or a vector (batch, features). Received shape {x.shape}."
+        )
+    regularizer_args = {"l1": float(l1), "l2": float(l2)}
+    for i, units in enumerate(head_units):
+        x = keras.layers.Dense(
+            units,
+            activation="relu",
+            kernel_regularizer=keras.regularizers.L1L2(**regularizer_args),
+            name=f"head_dense_{i}",
+        )(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name=f"head_dropout_{i}")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="dropout")(x)
+    if from_logits:
+        activation = None
+    else:
+        activation = "sigmoid" if multi_label else "softmax"
+    return keras.layers.Dense(
+        num_classes,
+        activation=activation,
+        kernel_regularizer=keras.regularizers.L1L2(**regularizer_args),
+        name="predictions",
+    )(x)
+
+
+@keras.saving.register_keras_serializable(package="kerastune_ft")
+class MacroScore(keras.metrics.Metric):
+    """Macro-averaged precision, recall or F1 for any label format.
+
+    `keras.metrics.F1Score` needs one-hot labels and `keras.metrics.Precision`
+    treats a softmax output as independent binary scores. This metric reads
+    integer, one-hot or multi-hot labels and probabilities or logits, counts
+    true/false positives per class and averages the per-class scores (a class
+    never seen nor predicted counts as absent, not as 0).
+
+    Args:
+        kind: `"precision"`, `"recall"` or `"f1"`. Defaults to `"f1"`.
+        num_classes: number of classes (outputs). Defaults to `2`.
+        label_mode: `"int"` or `"categorical"` (single-label). Ignored when
+            `multi_label`. Defaults to `"int"`.
+        multi_label: sigmoid outputs and multi-hot labels. Defaults to
+            `False`.
+        from_logits: the model outputs logits. Only changes the multi-label
+            threshold (0 instead of 0.5). Defaults to `False`.
+        name: metric name. Defaults to `kind`.
+        dtype: metric dtype. Defaults to `None`.
+
+    Example:
+
+    >>> import numpy as np, kerastune_ft as kft
+    >>> m = kft.builders.head.MacroScore("recall", num_classes=3)
+    >>> m.update_state(np.array([0, 1, 2]), np.eye(3)[[0, 1, 1]])
+    >>> round(float(m.result()), 3)
+    0.667
+    """
+
+    def __init__(
+        self,
+        kind="f1",
+        num_classes=2,
+        label_mode="int",
+        multi_label=False,
+        from_logits=False,
+        name=None,
+        dtype=None,
+    ):
+        super().__init__(name=name or kind, dtype=dtype)
+        check_choice("kind", kind, ("precision", "recall", "f1"))
+        check_choice("label_mode", label_mode, LABEL_MODES)
+        self.kind = kind
+        self.num_classes = int(num_classes)
+        self.label_mode = label_mode
+        self.multi_label = bool(multi_label)
+        self.from_logits = bool(from_logits)
+        shape = (self.num_classes,)
+        self.true_positives = self.add_variable(shape, "zeros", name="tp")
+        self.false_positives = self.add_variable(shape, "zeros", name="fp")
+        self.false_negatives = self.add_variable(shape, "zeros", name="fn")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_pred = ops.convert_to_tensor(y_pred, dtype=self.dtype)
+        y_pred = ops.reshape(y_pred, (-1, self.num_classes))
+        if self.multi_label:
+            threshold = 0.0 if self.from_logits else 0.5
+            pred = ops.cast(y_pred > threshold, self.dtype)
+            true = ops.cast(ops.reshape(y_true, (-1, self.num_classes)), self.dtype)
+        else:
+            pred = ops.one_hot(ops.argmax(y_pred, axis=-1), self.num_classes)
+            if self.label_mode == "int":
+                labels = ops.cast(ops.reshape(y_true, (-1,)), "int32")
+            else:
+                labels = ops.argmax(
+                    ops.reshape(y_true, (-1, self.num_classes)), axis=-1
+                )
+            true = ops.one_hot(labels, self.num_classes)
+        pred = ops.cast(pred, self.dtype)
+        true = ops.cast(true, self.dtype)
+        if sample_weight is not None:
+            weight = ops.reshape(ops.cast(sample_weight, self.dtype), (-1, 1))
+            pred_w, true_w = pred * weight, true * weight
+        else:
+            pred_w, true_w = pred, true
+        self.true_positives.assign_add(ops.sum(pred_w * true, axis=0))
+        self.false_positives.assign_add(ops.sum(pred_w * (1.0 - true), axis=0))
+        self.false_negatives.assign_add(ops.sum((1.0 - pred) * true_w, axis=0))
+
+    def result(self):
+        tp, fp, fn = self.true_positives, self.false_positives, self.false_negatives
+        if self.kind == "precision":
+            num, den = tp, tp + fp
+        elif self.kind == "recall":
+            num, den = tp, tp + fn
+        else:
+            num, den = 2.0 * tp, 2.0 * tp + fp + fn
+        present = ops.cast((tp + fp + fn) > 0, self.dtype)
+        scores = ops.divide_no_nan(num, den)
+        return ops.divide_no_nan(ops.sum(scores * present), ops.sum(present))
+
+    def reset_state(self):
+        for variable in self.variables:
+            variable.assign(ops.zeros(variable.shape, dtype=variable.dtype))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "kind": self.kind,
+                "num_classes": self.num_classes,
+                "label_mode": self.label_mode,
+                "multi_label": self.multi_label,
+                "from_logits": self.from_logits,
+            }
+        )
+        return config
+
+
+def classification_loss(*, multi_label=False, label_mode="int", from_logits=False):
+    """Returns the loss matching the head's output and the label format."""
+    if multi_label:
+        return keras.losses.BinaryCrossentropy(from_logits=from_logits)
+    if label_mode == "int":
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
+    return keras.losses.CategoricalCrossentropy(from_logits=from_logits)
+
+
+def classification_metrics(
+    num_classes, *, multi_label=False, label_mode="int", from_logits=False
+):
+    """Returns accuracy, macro precision, macro recall and macro F1 metrics."""
+    if multi_label:
+        threshold = 0.0 if from_logits else 0.5
+        accuracy = keras.metrics.BinaryAccuracy(name="accuracy", threshold=threshold)
+    elif label_mode == "int":
+        accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    else:
+        accuracy = keras.metrics.CategoricalAccuracy(name="accuracy")
+    scores = [
+        MacroScore(
+            kind,
+            num_classes=num_classes,
+            label_mode=label_mode,
+            multi_label=multi_label,
+            from_logits=from_logits,
+        )
+        for kind in ("precision", "recall", "f1")
+    ]
+    return [accuracy, *scores]
+
+
+def compile_classifier(
+    model,
+    num_classes,
+    *,
+    multi_label=False,
+    label_mode="int",
+    from_logits=False,
+    learning_rate=1e-3,
+    weight_decay=1e-4,
+):
+    """Compiles a classifier with AdamW, the matching loss and our metrics.
+
+    Args:
+        model: the `keras.Model` to compile.
+        num_classes: number of outputs.
+        multi_label: sigmoid outputs, multi-hot labels. Defaults to `False`.
+        label_mode: `"int"` or `"categorical"` labels (single-label).
+            Defaults to `"int"`.
+        from_logits: the model outputs logits. Defaults to `False`.
+        learning_rate: AdamW learning rate. Defaults to `1e-3`.
+        weight_decay: AdamW decoupled weight decay. Defaults to `1e-4`.
+
+    Returns:
+        `model`, compiled.
+    """
+    model.compile(
+        optimizer=keras.optimizers.AdamW(
+            learning_rate=learning_rate, weight_decay=weight_decay
+        ),
+        loss=classification_loss(
+            multi_label=multi_label, label_mode=label_mode, from_logits=from_logits
+        ),
+        metrics=classification_metrics(
+            num_classes,
+            multi_label=multi_label,
+            label_mode=label_mode,
+            from_logits=from_logits,
+        ),
+    )
+    return model
