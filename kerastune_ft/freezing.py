@@ -8,8 +8,10 @@ transformer block. `resolve_freeze_count` gives every builder the same
 meaning of `freeze` and the same error messages.
 """
 
+import dataclasses
 import math
 import numbers
+import re
 
 import keras
 
@@ -166,3 +168,164 @@ def describe_layers(model, *, print_fn=None):
             )
         print_fn("\n".join(lines))
     return rows
+
+
+_BLOCK_NAME = re.compile(r"transformer_layer_\d+$")
+
+
+@dataclasses.dataclass
+class BackboneUnits:
+    """A backbone split into the units that `freeze` counts.
+
+    Attributes:
+        names: unit names, bottom to top.
+        units: the layers of each unit.
+        rest: layers after the last unit (a transformer's pooler or final
+            norm); frozen only when every unit is.
+        transformer: whether units are `[embeddings, block_0, ...]` (an int
+            `freeze` then counts blocks) rather than single layers.
+    """
+
+    names: list
+    units: list
+    rest: list
+    transformer: bool
+
+
+def backbone_units(backbone):
+    """Splits a backbone into freezing units.
+
+    Image backbones have one unit per layer. Transformer backbones
+    (keras-hub encoders, whose blocks are named `transformer_layer_<i>`) have
+    the embeddings as the first unit, then one unit per block.
+
+    Args:
+        backbone: a backbone `keras.Model`.
+
+    Returns:
+        A `BackboneUnits`.
+
+    Example:
+
+    >>> import keras, kerastune_ft as kft
+    >>> base = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="d")])
+    >>> kft.freezing.backbone_units(base).names
+    ['d']
+    """
+    layers = [
+        layer
+        for layer in backbone.layers
+        if not isinstance(layer, keras.layers.InputLayer)
+    ]
+    blocks = [layer for layer in layers if _BLOCK_NAME.search(layer.name)]
+    if not blocks:
+        layers = backbone.layers
+        return BackboneUnits(
+            [layer.name for layer in layers], [[la] for la in layers], [], False
+        )
+    first = layers.index(blocks[0])
+    block_ids = {id(b) for b in blocks}
+    rest = [layer for layer in layers[first:] if id(layer) not in block_ids]
+    return BackboneUnits(
+        ["embeddings"] + [b.name for b in blocks],
+        [layers[:first]] + [[b] for b in blocks],
+        rest,
+        True,
+    )
+
+
+def _walk(layer):
+    for sub in getattr(layer, "layers", None) or ():
+        yield sub
+        yield from _walk(sub)
+
+
+def set_frozen_units(backbone, count, *, bn_trainable=False):
+    """Freezes the first `count` units of `backbone` and unfreezes the rest.
+
+    Unless `bn_trainable`, every BatchNormalization layer stays frozen: in
+    Keras 3 that is what keeps it in inference mode during `fit` (an outer
+    `fit` passes `training=True` down to nested layers, overriding a
+    `training=False` recorded in the graph). Recompile after calling this.
+
+    Args:
+        backbone: a backbone `keras.Model`.
+        count: how many leading units to freeze, in `[0, number of units]`.
+        bn_trainable: let BatchNormalization layers train. Defaults to `False`.
+
+    Returns:
+        `count`.
+
+    Example:
+
+    >>> import keras, kerastune_ft as kft
+    >>> base = keras.Sequential(
+    ...     [keras.Input((3,)), keras.layers.Dense(2), keras.layers.Dense(2)])
+    >>> kft.freezing.set_frozen_units(base, 1)
+    1
+    >>> [layer.trainable for layer in base.layers]
+    [False, True]
+    """
+    split = backbone_units(backbone)
+    backbone.trainable = True
+    if count >= len(split.units):
+        backbone.trainable = False
+        return len(split.units)
+    for index, unit in enumerate(split.units):
+        for layer in unit:
+            layer.trainable = index >= count
+    for layer in split.rest:
+        layer.trainable = True
+    if not bn_trainable:
+        for layer in _walk(backbone):
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
+    return count
+
+
+def freeze_backbone(model, freeze="all", *, bn_trainable=False, what=None):
+    """Sets which backbone units train, with one meaning of `freeze` everywhere.
+
+    Args:
+        model: a kerastune_ft model, a keras-hub task, or a backbone.
+        freeze: `"all"`, `"none"`, an int N (image backbones: the first N
+            layers; transformers: the embeddings and the first N blocks), a
+            negative int -N (all but the last N layers or blocks), a float
+            fraction of the units, or a unit name (freeze up to and including
+            it; `"embeddings"` for transformers). Defaults to `"all"`.
+        bn_trainable: let BatchNormalization layers train. Defaults to `False`.
+        what: how to call the backbone in messages. Defaults to `None`
+            ("The backbone").
+
+    Returns:
+        The number of frozen leading units.
+
+    Example:
+
+    >>> import keras, kerastune_ft as kft
+    >>> base = keras.Sequential(
+    ...     [keras.Input((3,)), keras.layers.Dense(2), keras.layers.Dense(2)],
+    ...     name="backbone")
+    >>> kft.freezing.freeze_backbone(base, -1)
+    1
+    """
+    backbone = get_backbone(model)
+    split = backbone_units(backbone)
+    what = what or "The backbone"
+    if (
+        split.transformer
+        and isinstance(freeze, numbers.Integral)
+        and not isinstance(freeze, bool)
+    ):
+        # An int counts transformer blocks; the embeddings are always frozen.
+        count = 1 + resolve_freeze_count(
+            freeze, len(split.units) - 1, unit="transformer blocks", what=what
+        )
+    else:
+        unit = (
+            "units (the embeddings, then each block)" if split.transformer else "layers"
+        )
+        count = resolve_freeze_count(
+            freeze, len(split.units), unit=unit, names=split.names, what=what
+        )
+    return set_frozen_units(backbone, count, bn_trainable=bn_trainable)

@@ -167,34 +167,6 @@ class FineTuneResult:
         return "\n".join(lines)
 
 
-def backbone_units(backbone):
-    """Splits a backbone into the units that `freeze`/`unfreeze` count.
-
-    Transformer backbones (keras-hub, with `transformer_layers`) have the
-    embeddings as one unit followed by one unit per transformer block; other
-    backbones have one unit per layer.
-
-    Args:
-        backbone: a backbone `keras.Model`.
-
-    Returns:
-        A list of `(name, [layers])` pairs, bottom to top.
-
-    Example:
-
-    >>> import keras, kerastune_ft as kft
-    >>> base = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="d")])
-    >>> [name for name, _ in kft.training.backbone_units(base)]
-    ['d']
-    """
-    blocks = list(getattr(backbone, "transformer_layers", None) or [])
-    if not blocks:
-        return [(layer.name, [layer]) for layer in backbone.layers]
-    block_ids = {id(b) for b in blocks}
-    rest = [layer for layer in backbone.layers if id(layer) not in block_ids]
-    return [("embeddings", rest)] + [(b.name, [b]) for b in blocks]
-
-
 def _set_trainable_top(model, top, bn_trainable):
     backbone = freezing.get_backbone(model)
     if backbone is model:
@@ -204,29 +176,19 @@ def _set_trainable_top(model, top, bn_trainable):
             "model with kft.build_image_classifier / kft.build_text_classifier, or "
             "name your backbone 'backbone'."
         )
-    units = backbone_units(backbone)
+    num_units = len(freezing.backbone_units(backbone).units)
     if top == "all":
-        n_top = len(units)
-    else:
-        check_number(
-            "top",
-            top,
-            low=0,
-            high=len(units),
-            integer=True,
-            hint=f"The backbone has {len(units)} units; use kft.describe_layers(model).",
-        )
-        n_top = top
-    backbone.trainable = True
-    for index, (_, layers) in enumerate(units):
-        train = index >= len(units) - n_top
-        for layer in layers:
-            layer.trainable = train
-            if not bn_trainable:
-                for sub in layer._flatten_layers(include_self=True):
-                    if isinstance(sub, keras.layers.BatchNormalization):
-                        sub.trainable = False
-    return n_top
+        top = num_units
+    check_number(
+        "top",
+        top,
+        low=0,
+        high=num_units,
+        integer=True,
+        hint=f"The backbone has {num_units} units; use kft.describe_layers(model).",
+    )
+    freezing.set_frozen_units(backbone, num_units - top, bn_trainable=bn_trainable)
+    return top
 
 
 def _recompile(model, optimizer, label_smoothing=None, like=None):

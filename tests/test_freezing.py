@@ -91,3 +91,64 @@ def test_describe_layers_prints_nothing_by_default(capsys):
     model, _ = _nested()
     kft.describe_layers(model)
     assert capsys.readouterr().out == ""
+
+
+def _tiny_bert():
+    import keras_hub
+
+    return keras_hub.models.BertBackbone(
+        vocabulary_size=20,
+        num_layers=3,
+        num_heads=2,
+        hidden_dim=8,
+        intermediate_dim=16,
+        max_sequence_length=8,
+    )
+
+
+def test_transformer_units_are_embeddings_then_blocks():
+    split = kft.freezing.backbone_units(_tiny_bert())
+    assert split.transformer
+    assert split.names == [
+        "embeddings",
+        "transformer_layer_0",
+        "transformer_layer_1",
+        "transformer_layer_2",
+    ]
+    assert split.units[0] and all(len(u) == 1 for u in split.units[1:])
+
+
+@pytest.mark.parametrize(
+    "freeze, frozen_units",
+    [("embeddings", 1), (0, 1), (1, 2), (-1, 3), (3, 4), ("none", 0), ("all", 4)],
+)
+def test_text_freeze_counts_blocks_after_the_embeddings(freeze, frozen_units):
+    backbone = _tiny_bert()
+    assert kft.freezing.freeze_backbone(backbone, freeze) == frozen_units
+    split = kft.freezing.backbone_units(backbone)
+    trainable = [all(la.trainable for la in unit) for unit in split.units]
+    if frozen_units == len(split.units):
+        assert not backbone.trainable
+    else:
+        assert trainable == [i >= frozen_units for i in range(len(split.units))]
+
+
+def test_text_freeze_errors_count_blocks():
+    with pytest.raises(ValueError, match="has 3 transformer blocks"):
+        kft.freezing.freeze_backbone(_tiny_bert(), 4)
+
+
+def test_batchnorm_stays_frozen_unless_asked():
+    base = keras.Sequential(
+        [
+            keras.Input((4, 4, 3)),
+            keras.layers.Conv2D(2, 1),
+            keras.layers.BatchNormalization(name="bn"),
+            keras.layers.Conv2D(2, 1),
+        ],
+        name="backbone",
+    )
+    kft.freezing.set_frozen_units(base, 0)
+    assert not base.get_layer("bn").trainable and base.layers[0].trainable
+    kft.freezing.set_frozen_units(base, 0, bn_trainable=True)
+    assert base.get_layer("bn").trainable
