@@ -81,7 +81,9 @@ def run_baseline(scenario):
     if scenario == "augment":
         x = keras.layers.RandomFlip("horizontal")(x)
         x = keras.layers.RandomRotation(0.1)(x)
-    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(x)  # MobileNetV2's preprocess_input
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(
+        x
+    )  # MobileNetV2's preprocess_input
     x = base(x, training=False)
     x = keras.layers.GlobalAveragePooling2D()(x)
     x = keras.layers.Dropout(0.5)(x)
@@ -96,7 +98,9 @@ def run_baseline(scenario):
         train,
         validation_data=val,
         epochs=MAX_EPOCHS,
-        callbacks=[keras.callbacks.EarlyStopping(patience=3, restore_best_weights=True)],
+        callbacks=[
+            keras.callbacks.EarlyStopping(patience=3, restore_best_weights=True)
+        ],
         verbose=0,
     )
     accuracy = model.evaluate(val, verbose=0, return_dict=True)["accuracy"]
@@ -175,7 +179,11 @@ def run_overhead(impl):
             verbose=0,
         )
     accuracy = model.evaluate(val.train, verbose=0, return_dict=True)["accuracy"]
-    return {"seconds": time.perf_counter() - start, "val_accuracy": float(accuracy), "epochs": 3}
+    return {
+        "seconds": time.perf_counter() - start,
+        "val_accuracy": float(accuracy),
+        "epochs": 3,
+    }
 
 
 def _child(scenario, impl):

@@ -11,8 +11,8 @@ Usage:
 
 __version__ = "0.1.0"
 
-from kerastune_ft._warnings import KerasTuneFTWarning
 from kerastune_ft import augment, backbones, data, freezing, training
+from kerastune_ft._warnings import KerasTuneFTWarning
 from kerastune_ft.augment.text import TextAugmenter, augment_dataset
 from kerastune_ft.builders.image import build_image_classifier
 from kerastune_ft.builders.text import build_text_classifier

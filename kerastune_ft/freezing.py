@@ -170,7 +170,9 @@ def describe_layers(model, *, print_fn=None):
     return rows
 
 
-_BLOCK_NAME = re.compile(r"transformer_layer_\d+$")
+# keras-hub names encoder blocks `transformer_layer_{i}` (BERT, DistilBERT,
+# RoBERTa, ELECTRA) or `disentangled_attention_encoder_layer_{i}` (DeBERTaV3).
+_BLOCK_NAME = re.compile(r"(transformer|encoder)_layer_\d+$")
 
 
 @dataclasses.dataclass
@@ -196,7 +198,8 @@ def backbone_units(backbone):
     """Splits a backbone into freezing units.
 
     Image backbones have one unit per layer. Transformer backbones
-    (keras-hub encoders, whose blocks are named `transformer_layer_<i>`) have
+    (keras-hub encoders, whose blocks are named `transformer_layer_<i>` or
+    `..._encoder_layer_<i>`) have
     the embeddings as the first unit, then one unit per block.
 
     Args:

@@ -26,6 +26,7 @@ import tensorflow as tf
 from kerastune_ft import freezing
 from kerastune_ft._validation import check_choice, check_number
 from kerastune_ft._warnings import KerasTuneFTWarning
+from kerastune_ft.builders.head import make_adamw
 
 _SCHEDULES = ("cosine", "linear", "constant")
 # Layers that are random in training: the augmentation layers Keras ships
@@ -43,8 +44,6 @@ _RANDOM_LAYER_NAMES = (
     "GaussianDropout",
     "AlphaDropout",
 )
-# Weight decay on these would pull normalization scales and biases to zero.
-_NO_DECAY = ["bias", "gamma", "beta", "layer_norm", "layernorm", "LayerNorm"]
 
 
 @keras.saving.register_keras_serializable(package="kerastune_ft")
@@ -231,14 +230,6 @@ def _smoothed_loss(loss, label_smoothing):
             f"with {loss!r}. Received: label_smoothing={label_smoothing}."
         )
     return loss
-
-
-def _optimizer(learning_rate, weight_decay):
-    optimizer = keras.optimizers.AdamW(
-        learning_rate=learning_rate, weight_decay=weight_decay
-    )
-    optimizer.exclude_from_weight_decay(var_names=_NO_DECAY)
-    return optimizer
 
 
 def _schedule(kind, learning_rate, warmup, total_steps):
@@ -492,7 +483,7 @@ def unfreeze(
     if top != "all":
         check_number("top", top, low=0, integer=True)
     _set_trainable_top(model, top, bn_trainable)
-    _recompile(model, _optimizer(learning_rate, weight_decay))
+    _recompile(model, make_adamw(learning_rate, weight_decay))
     return model
 
 
@@ -734,9 +725,9 @@ def fine_tune(
             )
         lr = _schedule(schedule, stage["learning_rate"], warmup, total)
         smoothing = label_smoothing if label_smoothing else None
-        _recompile(model, _optimizer(lr, weight_decay), smoothing)
+        _recompile(model, make_adamw(lr, weight_decay), smoothing)
         if fit_model is not model:
-            _recompile(fit_model, _optimizer(lr, weight_decay), smoothing, like=model)
+            _recompile(fit_model, make_adamw(lr, weight_decay), smoothing, like=model)
         # Cached validation metrics must be in the logs before EarlyStopping
         # reads them, so those callbacks come first.
         stage_callbacks = list(extra)

@@ -14,7 +14,7 @@ from _model_checks import check_classifier, count_params, predict
 import kerastune_ft as kft
 from kerastune_ft.backbones.image import IMAGE_BACKBONES, ImagePreprocessing
 from kerastune_ft.builders.head import MacroScore
-from kerastune_ft.builders.image import freeze_backbone
+from kerastune_ft.freezing import freeze_backbone
 
 SMALL = {
     "weights": None,

@@ -143,8 +143,7 @@ def load_text_backbone(backbone, *, sequence_length=None, load_weights=True):
         if not os.path.isfile(os.path.join(source, "config.json")):
             raise ValueError(
                 f"The directory {source!r} has no config.json, so it is neither a "
-                "keras-hub preset nor a Hugging Face model folder. "
-                + _accepted_forms()
+                "keras-hub preset nor a Hugging Face model folder. " + _accepted_forms()
             )
     if not is_handle and not looks_like_path:
         known = set(keras_hub.models.TextClassifier.presets)
@@ -159,9 +158,7 @@ def load_text_backbone(backbone, *, sequence_length=None, load_weights=True):
             )
     kwargs = {} if sequence_length is None else {"sequence_length": sequence_length}
     try:
-        model = keras_hub.models.Backbone.from_preset(
-            source, load_weights=load_weights
-        )
+        model = keras_hub.models.Backbone.from_preset(source, load_weights=load_weights)
         preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(
             source, **kwargs
         )

