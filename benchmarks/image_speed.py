@@ -81,9 +81,8 @@ def run_baseline(scenario):
     if scenario == "augment":
         x = keras.layers.RandomFlip("horizontal")(x)
         x = keras.layers.RandomRotation(0.1)(x)
-    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(
-        x
-    )  # MobileNetV2's preprocess_input
+    # MobileNetV2's preprocess_input: pixels to [-1, 1].
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(x)
     x = base(x, training=False)
     x = keras.layers.GlobalAveragePooling2D()(x)
     x = keras.layers.Dropout(0.5)(x)
