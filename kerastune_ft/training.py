@@ -518,6 +518,29 @@ def _parse_stages(unfreeze_arg, epochs, learning_rate, fine_tune_learning_rate):
     return stages
 
 
+def _check_labels(model, labels):
+    """Labels that the model's outputs cannot represent get a clear error."""
+    outputs = model.outputs[0].shape[-1] if getattr(model, "outputs", None) else None
+    labels = np.asarray(labels)
+    if outputs is None or labels.size == 0:
+        return
+    if labels.ndim == 2 and labels.shape[-1] > 1:  # one-hot or multi-hot
+        if labels.shape[-1] != outputs:
+            raise ValueError(
+                f"The labels have {labels.shape[-1]} columns but the model has "
+                f"{outputs} outputs. Build the model with num_classes="
+                f"{labels.shape[-1]}."
+            )
+        return
+    if outputs > 1 and int(labels.max()) >= outputs:
+        raise ValueError(
+            f"The model has {outputs} outputs (num_classes={outputs}) but the "
+            f"labels go up to {int(labels.max())}. Build it with "
+            f"num_classes={int(labels.max()) + 1}, or check the labels "
+            "(`data.class_names`)."
+        )
+
+
 def _balanced_class_weight(labels):
     from sklearn.utils.class_weight import compute_class_weight
 
@@ -834,6 +857,7 @@ def fine_tune(
 def _prepare_data(model, train, validation_data, cache_features, seed, say):
     """Returns (model to fit, train data, validation data, what was cached, callbacks)."""
     if cache_features is False:
+        _check_labels(model, next(iter(train))[1])
         return model, train, validation_data, "none", []
     split = split_frozen_prefix(model)
     if split is None:
@@ -843,6 +867,7 @@ def _prepare_data(model, train, validation_data, cache_features, seed, say):
                 "trainable weights or is not a single layer of a functional model. "
                 "Use cache_features='auto'."
             )
+        _check_labels(model, next(iter(train))[1])
         return model, train, validation_data, "none", []
     if split.random_below and cache_features is True:
         raise ValueError(
@@ -873,8 +898,10 @@ def _prepare_data(model, train, validation_data, cache_features, seed, say):
         )
         extra = [_CachedValidation(split.head, val)] if val is not None else []
         _recompile(split.head, keras.optimizers.Adam(), like=model)
+        _check_labels(model, next(iter(train))[1])
         return model, train, None, "val" if val is not None else "none", extra
     train_x, train_y, batch = _materialize(split.features, train)
+    _check_labels(model, train_y)
     fit_train = _as_dataset(train_x, train_y, batch, shuffle=True, seed=seed)
     say(
         f"Cached frozen features: train {tuple(train_x.shape)}"

@@ -252,3 +252,14 @@ def test_run_killed_mid_epoch_resumes_without_losing_epochs(tmp_path):
     assert b"EPOCHS 6" in finished.stdout
     history = training._EpochLog.read(str(log))
     assert len(history["loss"]) == 6 and len(history["val_loss"]) == 6
+
+
+@pytest.mark.parametrize("cache", ["auto", False])
+def test_labels_beyond_num_classes_are_a_clear_error(cache):
+    data = tiny_data(num_classes=4)  # labels 0..3, model has 3 outputs
+    with pytest.raises(
+        ValueError, match="labels go up to 3. Build it with num_classes=4"
+    ):
+        kft.fine_tune(
+            tiny_model(num_classes=3), data, data, cache_features=cache, verbose=0
+        )
