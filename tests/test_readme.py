@@ -3,6 +3,8 @@
 import pathlib
 import re
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -21,3 +23,23 @@ def test_readme_has_exactly_two_commands():
 def test_ci_runs_the_readme_test_command_verbatim():
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert _readme_commands()[1] in ci
+
+
+@pytest.mark.slow
+def test_readme_notebook_example_runs(shared_dir, monkeypatch, capsys):
+    """The README's Python example, on real flowers and offline ImageNet weights.
+
+    Only the data path (the 736 validation photos, to stay quick) and the
+    epoch count change.
+    """
+    text = (ROOT / "README.md").read_text()
+    code = re.search(r"```python\n(.*?)\n```", text, flags=re.S).group(1)
+    assert '"flowers/"' in code and "epochs=10" in code
+    code = code.replace('"flowers/"', repr(str(shared_dir / "datasets/flowers/val")))
+    code = code.replace("epochs=10", "epochs=2")
+    monkeypatch.setenv(
+        "KFT_WEIGHTS_DIR", str(shared_dir / "weights/keras_applications")
+    )
+    exec(compile(code, "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "unfreeze top 20" in out and "best epoch" in out
