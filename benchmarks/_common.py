@@ -5,34 +5,17 @@ import os
 import pathlib
 import re
 
-import numpy as np
-
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED = pathlib.Path(os.environ.get("KFT_SHARED", REPO.parent / "shared"))
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
 
 
-def read_uci(name):
-    """`sentence<TAB>label` lines; split on "\\n" only (imdb has U+0085)."""
+def load_uci(name, val_split=0.0, seed=0):
+    """A UCI sentiment file through `kft.data.load_texts` (seeded, stratified)."""
+    import kerastune_ft as kft
+
     path = SHARED / "datasets" / "uci_sentiment" / f"{name}_labelled.txt"
-    texts, labels = [], []
-    for line in path.read_text(encoding="utf-8").split("\n"):
-        if line.strip():
-            text, label = line.rsplit("\t", 1)
-            texts.append(text.strip())
-            labels.append(int(label))
-    return texts, np.array(labels)
-
-
-def stratified_split(labels, val_fraction, seed):
-    rng = np.random.default_rng(seed)
-    train, val = [], []
-    for value in np.unique(labels):
-        index = rng.permutation(np.flatnonzero(labels == value))
-        cut = int(round(len(index) * val_fraction))
-        val.extend(index[:cut])
-        train.extend(index[cut:])
-    return rng.permutation(train), rng.permutation(val)
+    return kft.data.load_texts(str(path), val_split=val_split, seed=seed)
 
 
 def write_section(title, command, body):

@@ -9,7 +9,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import SHARED, read_uci, write_section  # noqa: E402
+from _common import SHARED, load_uci, write_section  # noqa: E402
 
 os.environ.setdefault("NLTK_DATA", str(SHARED / "nltk_data"))
 
@@ -19,7 +19,8 @@ COPIES = 4
 
 
 def main():
-    texts, labels = read_uci("amazon_cells")
+    texts, labels = load_uci("amazon_cells").examples["train"]
+    texts = list(texts)
     augmenter = kft.TextAugmenter(("synonym", "swap", "delete"), p=0.15)
     for seed in range(30):  # load WordNet and the tagger once, outside timing
         augmenter.augment(texts[seed], seed=seed)

@@ -14,7 +14,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import SHARED, read_uci, stratified_split, write_section  # noqa: E402
+from _common import SHARED, load_uci, write_section  # noqa: E402
 
 os.environ.setdefault("NLTK_DATA", str(SHARED / "nltk_data"))
 
@@ -56,15 +56,15 @@ def run(x_train, y_train, x_val, y_val, seed, augment):
 
 
 def main():
-    texts, labels = read_uci("amazon_cells")
-    train, val = stratified_split(labels, 0.2, seed=0)
-    x_val, y_val = [texts[i] for i in val], labels[val]
+    data = load_uci("amazon_cells", val_split=0.2, seed=0)
+    texts, labels = data.examples["train"]
+    x_val, y_val = list(data.examples["val"][0]), data.examples["val"][1]
     results = {False: [], True: []}
     start = time.time()
     for seed in SEEDS:
         rng = np.random.default_rng(100 + seed)
         picked = np.concatenate(
-            [rng.choice(train[labels[train] == c], 32, replace=False) for c in (0, 1)]
+            [rng.choice(np.flatnonzero(labels == c), 32, replace=False) for c in (0, 1)]
         )
         x_train, y_train = [texts[i] for i in picked], labels[picked]
         for augment in (False, True):

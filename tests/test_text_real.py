@@ -15,34 +15,17 @@ import kerastune_ft as kft
 pytestmark = pytest.mark.slow
 
 
-def read_uci(path):
-    """`sentence<TAB>label` lines; split on "\\n" only (imdb has U+0085)."""
-    texts, labels = [], []
-    for line in path.read_text(encoding="utf-8").split("\n"):
-        if not line.strip():
-            continue
-        text, label = line.rsplit("\t", 1)
-        texts.append(text.strip())
-        labels.append(int(label))
-    return texts, np.array(labels)
-
-
-def stratified_split(labels, val_fraction, seed):
-    rng = np.random.default_rng(seed)
-    train, val = [], []
-    for value in np.unique(labels):
-        index = rng.permutation(np.flatnonzero(labels == value))
-        cut = int(round(len(index) * val_fraction))
-        val.extend(index[:cut])
-        train.extend(index[cut:])
-    return rng.permutation(train), rng.permutation(val)
-
-
 @pytest.fixture(scope="module")
 def uci(shared_dir):
+    """amazon_cells split 80/20 (seeded, stratified); yelp and imdb whole."""
     folder = shared_dir / "datasets" / "uci_sentiment"
     return {
-        name: read_uci(folder / f"{name}_labelled.txt")
+        name: kft.data.load_texts(
+            str(folder / f"{name}_labelled.txt"),
+            val_split=0.2 if name == "amazon_cells" else 0.0,
+            batch_size=16,
+            seed=0,
+        )
         for name in ("amazon_cells", "yelp", "imdb")
     }
 
@@ -57,11 +40,9 @@ def minilm_available():
 
 
 def test_minilm_uci_in_and_out_of_domain(uci, minilm_available, capsys):
-    texts, labels = uci["amazon_cells"]
-    assert len(texts) == 1000
-    train, val = stratified_split(labels, 0.2, seed=0)
-    x_train = [texts[i] for i in train]
-    x_val = [texts[i] for i in val]
+    amazon = uci["amazon_cells"]
+    x_train = list(amazon.examples["train"][0])
+    assert len(x_train) == 800 and len(amazon.examples["val"][0]) == 200
     start = time.time()
     model = kft.build_text_classifier("minilm-l6", 2, train_texts=x_train, verbose=1)
     report = capsys.readouterr().out
@@ -75,21 +56,13 @@ def test_minilm_uci_in_and_out_of_domain(uci, minilm_available, capsys):
         r["trainable"] for r in rows if r["name"].startswith("transformer_layer")
     )
 
-    history = model.fit(
-        x_train,
-        labels[train],
-        validation_data=(x_val, labels[val]),
-        epochs=4,
-        batch_size=16,
-        verbose=0,
-    )
+    history = model.fit(amazon.train, validation_data=amazon.val, epochs=4, verbose=0)
     val_accuracy = history.history["val_accuracy"][-1]
     scores = {"amazon_cells (val)": val_accuracy}
     for domain in ("yelp", "imdb"):
-        x, y = uci[domain]
-        scores[domain] = model.evaluate(
-            x, y, batch_size=64, verbose=0, return_dict=True
-        )["accuracy"]
+        scores[domain] = model.evaluate(uci[domain].train, verbose=0, return_dict=True)[
+            "accuracy"
+        ]
     with capsys.disabled():
         print(
             f"\nMiniLM UCI: {scores}, sequence_length "
@@ -101,8 +74,8 @@ def test_minilm_uci_in_and_out_of_domain(uci, minilm_available, capsys):
 
 
 def test_synonym_augmentation_on_real_sentences_in_processes(uci, tmp_path):
-    texts, labels = uci["amazon_cells"]
-    texts, labels = texts[:60], labels[:60]
+    texts, labels = uci["amazon_cells"].examples["train"]
+    texts, labels = list(texts[:60]), labels[:60]
     augmenter = kft.TextAugmenter(("synonym", "swap"), p=0.2)
     out_texts, out_labels = kft.augment.text.augment_texts(
         texts, labels, copies=2, augmenter=augmenter, cache_dir=tmp_path, num_workers=2
