@@ -327,9 +327,14 @@ def split_frozen_prefix(model):
     if backbone is model or backbone.trainable_weights:
         return None
     calls = [n for n in _nodes_in(model) if n.operation is backbone]
-    if len(calls) != 1 or len(calls[0].outputs) != 1:
+    if len(calls) != 1:
         return None
-    tensor = calls[0].outputs[0]
+    # keras-hub backbones return several outputs (sequence and pooled); the
+    # head usually reads one of them, and that one is where to cut.
+    used = [t for t in calls[0].outputs if _consumers(model, t)]
+    if len(used) != 1:
+        return None
+    tensor = used[0]
     # Advance through weight-free deterministic layers (pooling, flatten...).
     while True:
         consumers = _consumers(model, tensor)
@@ -347,15 +352,15 @@ def split_frozen_prefix(model):
     features = keras.Model(model.inputs, tensor, name="cached_features")
     if features.trainable_weights:
         return None
-    # The backbone itself is called in inference mode (training=False), so its
-    # internal dropout is off; everything else below the cut must be checked.
-    random_below = any(
-        _has_random(layer) for layer in features.layers if layer is not backbone
-    )
-    backbone_training = calls[0].arguments.kwargs.get("training", None)
-    if backbone_training is not False and _has_random(backbone):
-        random_below = True
-    head = keras.Model(tensor, model.outputs, name="head")
+    # Dropout inside a frozen backbone still acts during fit: Keras 3 passes
+    # fit's training=True down even where the graph recorded training=False.
+    # Caching training features would then change what the model learns.
+    random_below = any(_has_random(layer) for layer in features.layers)
+    try:
+        head = keras.Model(tensor, model.outputs, name="head")
+    except ValueError:
+        # The head also reads other model inputs (e.g. a padding mask).
+        return None
     return _Split(features, head, random_below)
 
 
@@ -875,21 +880,24 @@ def _prepare_data(model, train, validation_data, cache_features, seed, say):
             "trainable layer, so training features change every epoch. Use "
             "cache_features='auto' (caches validation features only)."
         )
+    # keras-hub tasks preprocess inside fit(); the feature model takes the
+    # preprocessed inputs, so the cached passes apply the preprocessor here.
+    # (Training data that stays uncached goes to fit() as it came.)
     preprocessor = getattr(model, "preprocessor", None)
-    if preprocessor is not None:
-        # keras-hub tasks preprocess inside fit(); the feature model takes the
-        # preprocessed inputs, so apply the preprocessor once here.
-        train = train.map(
+
+    def prepared(dataset):
+        if preprocessor is None:
+            return dataset
+        return dataset.map(
             lambda x, y: (preprocessor(x), y), num_parallel_calls=tf.data.AUTOTUNE
         )
-        if validation_data is not None:
-            validation_data = validation_data.map(
-                lambda x, y: (preprocessor(x), y), num_parallel_calls=tf.data.AUTOTUNE
-            )
+
     started = time.perf_counter()
     val = None
     if validation_data is not None:
-        val_x, val_y, val_batch = _materialize(split.features, validation_data)
+        val_x, val_y, val_batch = _materialize(
+            split.features, prepared(validation_data)
+        )
         val = _as_dataset(val_x, val_y, val_batch, shuffle=False, seed=seed)
     if split.random_below:
         say(
@@ -900,7 +908,7 @@ def _prepare_data(model, train, validation_data, cache_features, seed, say):
         _recompile(split.head, keras.optimizers.Adam(), like=model)
         _check_labels(model, next(iter(train))[1])
         return model, train, None, "val" if val is not None else "none", extra
-    train_x, train_y, batch = _materialize(split.features, train)
+    train_x, train_y, batch = _materialize(split.features, prepared(train))
     _check_labels(model, train_y)
     fit_train = _as_dataset(train_x, train_y, batch, shuffle=True, seed=seed)
     say(

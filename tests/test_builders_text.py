@@ -4,6 +4,7 @@ import keras
 import keras_hub
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import kerastune_ft as kft
 from kerastune_ft.backbones import text as backbones_text
@@ -278,4 +279,22 @@ def test_keras_layout_directory_roundtrip(tmp_path):
     np.testing.assert_allclose(
         model.backbone.get_layer("token_embedding").embeddings.numpy(),
         backbone.get_layer("token_embedding").embeddings.numpy(),
+    )
+
+
+def test_fine_tune_caches_validation_features_of_a_frozen_text_backbone():
+    # BERT's dropout acts inside the frozen encoder during fit (Keras 3), so
+    # only validation features are cached; training runs the full model.
+    texts = TEXTS * 2
+    labels = np.arange(len(texts)) % 2
+    data = tf.data.Dataset.from_tensor_slices((texts, labels)).batch(4)
+    model = build(freeze="all")
+    result = kft.fine_tune(model, data, data, epochs=2, verbose=0, seed=0)
+    assert result.stages[0].cached == "val"
+    assert len(result.history["val_loss"]) == 2
+    assert model.predict(TEXTS[:2], verbose=0).shape == (2, 2)
+    unfrozen = build(freeze="embeddings")
+    assert (
+        kft.fine_tune(unfrozen, data, data, epochs=1, verbose=0).stages[0].cached
+        == "none"
     )

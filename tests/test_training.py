@@ -263,3 +263,17 @@ def test_labels_beyond_num_classes_are_a_clear_error(cache):
         kft.fine_tune(
             tiny_model(num_classes=3), data, data, cache_features=cache, verbose=0
         )
+
+
+def test_dropout_inside_a_frozen_backbone_keeps_training_uncached():
+    # Keras 3 runs that dropout during fit despite training=False in the graph,
+    # so caching training features would change what the model learns.
+    backbone = keras.Sequential(
+        [keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3), keras.layers.Dropout(0.5)],
+        name="backbone",
+    )
+    backbone.trainable = False
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.GlobalAveragePooling2D()(backbone(inputs, training=False))
+    model = keras.Model(inputs, keras.layers.Dense(3)(x))
+    assert training.split_frozen_prefix(model).random_below
