@@ -43,9 +43,7 @@ def _demo_text(args):
     other = kft.data.load_texts(
         str(shift_file), val_split=0.0, seed=args.seed, batch_size=64
     )
-    train_texts = [
-        t.decode() if isinstance(t, bytes) else t for t in data.examples["train"][0]
-    ]
+    train_texts = list(data.examples["train"][0])  # Python strings
     say(f"      {data}")
     say(f"[2/4] Building a MiniLM classifier (backbone {args.backbone!r}, offline)")
     model = kft.build_text_classifier(

@@ -234,9 +234,11 @@ def make_dataset(inputs, labels, *, batch_size, shuffle, seed, to_float):
 
 
 def build_result(
-    splits,
+    given,
     class_names,
     *,
+    val_split,
+    test_split,
     modality,
     batch_size,
     seed,
@@ -244,7 +246,14 @@ def build_result(
     skipped=(),
     image_size=None,
 ):
-    """Turns `{split: (inputs, labels, origins)}` into a `LoadedData`."""
+    """Splits `{split: (inputs, labels, origins)}` and returns a `LoadedData`."""
+    splits = assign_splits(
+        given,
+        val_split=val_split,
+        test_split=test_split,
+        seed=seed,
+        class_names=class_names,
+    )
     examples = {s: (x, y) for s, (x, y, _) in splits.items()}
     datasets = {
         split: make_dataset(

@@ -145,16 +145,11 @@ def load_images(
     given = {
         s: (pixels[s], labels[s], np.asarray(origins[s], dtype=object)) for s in pixels
     }
-    examples = _common.assign_splits(
+    return _common.build_result(
         given,
+        class_names,
         val_split=val_split,
         test_split=test_split,
-        seed=seed,
-        class_names=class_names,
-    )
-    return _common.build_result(
-        examples,
-        class_names,
         modality="image",
         batch_size=batch_size,
         seed=seed,

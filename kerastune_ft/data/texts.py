@@ -208,16 +208,11 @@ def load_texts(
         )
         for s, split_rows in rows.items()
     }
-    examples = _common.assign_splits(
+    return _common.build_result(
         given,
+        class_names,
         val_split=val_split,
         test_split=test_split,
-        seed=seed,
-        class_names=class_names,
-    )
-    return _common.build_result(
-        examples,
-        class_names,
         modality="text",
         batch_size=batch_size,
         seed=seed,
