@@ -10,9 +10,13 @@ When everything below the first trainable layer is frozen and sees no random
 augmentation, that part is run once per example and its outputs are cached:
 only the head trains, on the cached tensors. The head layers are the model's
 own layers, so the returned model is the full model with trained weights.
+With random augmentation below that layer, the frozen part runs a few times
+with augmentation on (`augmented_views`), and each epoch draws from those
+views: the backbone runs a fixed number of times instead of once per epoch.
 """
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -23,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerastune_ft import freezing
+from kerastune_ft import distribute, freezing
 from kerastune_ft._validation import check_choice, check_number
 from kerastune_ft._warnings import KerasTuneFTWarning
 from kerastune_ft.builders.head import make_adamw
@@ -109,7 +113,9 @@ class StageReport:
         learning_rate: peak learning rate.
         trainable_params: trainable parameters during the stage.
         seconds: wall time, feature caching included.
-        cached: `"train+val"`, `"val"` or `"none"`.
+        cached: `"train+val"`, `"train (8 views)+val"` (augmented views),
+            `"val"` or `"none"` (with `"train"` forms when there is no
+            validation data).
     """
 
     name: str
@@ -304,7 +310,7 @@ def _has_random(layer):
 class _Split:
     features: keras.Model  # inputs -> cached tensor, frozen and deterministic
     head: keras.Model  # cached tensor -> outputs, the model's own layers
-    random_below: bool  # augmentation below the cut: only validation is cached
+    random_below: bool  # augmentation below the cut: views, or validation only
 
 
 def split_frozen_prefix(model):
@@ -354,7 +360,7 @@ def split_frozen_prefix(model):
         return None
     # Dropout inside a frozen backbone still acts during fit: Keras 3 passes
     # fit's training=True down even where the graph recorded training=False.
-    # Caching training features would then change what the model learns.
+    # It counts as random, like augmentation: cached as augmented views.
     random_below = any(_has_random(layer) for layer in features.layers)
     try:
         head = keras.Model(tensor, model.outputs, name="head")
@@ -364,19 +370,26 @@ def split_frozen_prefix(model):
     return _Split(features, head, random_below)
 
 
-def _materialize(features, dataset):
-    """Runs `features` once over `dataset`; returns (features, labels, batch size)."""
+def _materialize(features, dataset, views=0):
+    """Runs `features` over `dataset`; returns (features, labels, batch size).
+
+    With `views > 0`, runs it that many times in training mode (augmentation
+    on) and returns every pass's features and labels, concatenated: a
+    training dataset may reshuffle between passes, so each pass keeps its own
+    labels.
+    """
     outputs, labels, batch_size = [], [], None
 
     @tf.function(reduce_retracing=True)
     def run(x):
-        return features(x, training=False)
+        return features(x, training=bool(views))
 
-    for x, y in dataset:
-        if batch_size is None:
-            batch_size = int(tf.shape(y)[0])
-        outputs.append(run(x).numpy())
-        labels.append(y.numpy())
+    for _ in range(max(1, views)):
+        for x, y in dataset:
+            if batch_size is None:
+                batch_size = int(tf.shape(y)[0])
+            outputs.append(run(x).numpy())
+            labels.append(y.numpy())
     if not outputs:
         raise ValueError("The dataset is empty: there is nothing to train on.")
     return np.concatenate(outputs), np.concatenate(labels), batch_size
@@ -396,14 +409,28 @@ class _EpochLog(keras.callbacks.Callback):
     epoch; this file keeps the epochs run before the kill, so the merged
     history loses none. An epoch logged twice (killed between the two
     callbacks) keeps its latest entry.
+
+    With multi-worker training only the chief writes (`write=False`
+    elsewhere); every worker reads the earlier epochs when the callback is
+    made, before `fit` (no worker can finish an epoch before the others
+    start theirs), and keeps its own epochs in memory: `history()`.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, write=True):
         super().__init__()
         self.path = path
+        self.write = write
+        self.records = _EpochLog._records(path)
+
+    def history(self):
+        """Returns `{metric: [values]}`: earlier runs' epochs, then this run's."""
+        return _EpochLog._as_history(self.records)
 
     def on_epoch_end(self, epoch, logs=None):
         record = {"epoch": int(epoch), **{k: float(v) for k, v in (logs or {}).items()}}
+        self.records[int(epoch)] = {k: v for k, v in record.items() if k != "epoch"}
+        if not self.write:
+            return
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
             f.flush()
@@ -412,6 +439,10 @@ class _EpochLog(keras.callbacks.Callback):
     @staticmethod
     def read(path):
         """Returns `{metric: [values]}` ordered by epoch, latest entry winning."""
+        return _EpochLog._as_history(_EpochLog._records(path))
+
+    @staticmethod
+    def _records(path):
         by_epoch = {}
         if os.path.isfile(path):
             with open(path) as f:
@@ -419,6 +450,10 @@ class _EpochLog(keras.callbacks.Callback):
                     if line.strip():
                         record = json.loads(line)
                         by_epoch[record.pop("epoch")] = record
+        return by_epoch
+
+    @staticmethod
+    def _as_history(by_epoch):
         history = {}
         for epoch in sorted(by_epoch):
             for key, value in by_epoch[epoch].items():
@@ -568,6 +603,26 @@ def _improved(mode, value, best):
     return best is None or (value < best if mode == "min" else value > best)
 
 
+def _in_strategy_scope(function):
+    """Runs `fine_tune` in the scope of its strategy (see `kft.distribute`).
+
+    The models, optimizers and cached-feature models made while training
+    must belong to the strategy of the model's variables: the explicit
+    `strategy=`, else the model's own (it was built in a scope), else the
+    one in scope.
+    """
+
+    @functools.wraps(function)
+    def wrapper(model, *args, strategy=None, **kwargs):
+        if isinstance(model, keras.Model):
+            strategy = distribute.training_strategy(model, strategy)
+        with distribute.strategy_scope(strategy):
+            return function(model, *args, strategy=strategy, **kwargs)
+
+    return wrapper
+
+
+@_in_strategy_scope
 def fine_tune(
     model,
     train,
@@ -575,9 +630,9 @@ def fine_tune(
     *,
     epochs=30,
     unfreeze=None,
-    learning_rate=1e-3,
-    fine_tune_learning_rate=1e-5,
-    weight_decay=1e-4,
+    learning_rate=None,
+    fine_tune_learning_rate=None,
+    weight_decay=None,
     label_smoothing=0.0,
     class_weight=None,
     schedule="cosine",
@@ -587,9 +642,12 @@ def fine_tune(
     monitor="val_loss",
     reduce_lr_on_plateau=False,
     cache_features="auto",
+    augmented_views=8,
+    feature_cache=None,
     checkpoint_dir=None,
     callbacks=(),
     seed=None,
+    strategy=None,
     verbose="auto",
 ):
     """Fine-tunes a model in stages and returns the best weights found.
@@ -610,11 +668,17 @@ def fine_tune(
             `"all"`, or a list of those or of dicts
             `{"top": N, "epochs": E, "learning_rate": LR}`, one per extra
             stage. Defaults to `None`.
-        learning_rate: peak learning rate of stage 1. Defaults to `1e-3`.
+        learning_rate: peak learning rate of stage 1. Defaults to `None`:
+            the learning rate the model was compiled with (the builders pick
+            one for their model: `1e-3` for an image head on a frozen
+            backbone, `5e-5` for a text transformer trained whole).
         fine_tune_learning_rate: peak learning rate of unfreezing stages.
-            Defaults to `1e-5`.
+            Defaults to `None`: `learning_rate / 100` (`1e-5` after `1e-3`,
+            as in the Keras transfer-learning guide).
         weight_decay: AdamW weight decay (not applied to biases and
-            normalization scales). Defaults to `1e-4`.
+            normalization scales). Defaults to `None`: the weight decay of
+            the optimizer the model was compiled with when it is AdamW (the
+            builders' choice), else `1e-4`.
         label_smoothing: cross-entropy label smoothing. Defaults to `0.0`.
         class_weight: `None`, a `{class: weight}` dict, or `"balanced"`
             (computed from the training labels). Defaults to `None`.
@@ -633,12 +697,34 @@ def fine_tune(
             and otherwise caches validation features only; `False` never
             caches; `True` requires caching and fails when it is not safe.
             Defaults to `"auto"`.
+        augmented_views: when random augmentation (or dropout) runs below
+            the first trainable layer, the frozen part is run this many times
+            over the training data, with augmentation on, and each epoch
+            trains on one of those views of every example, drawn at random.
+            The backbone then runs `augmented_views` times instead of once
+            per epoch. `0` turns this off: training data then runs through
+            the full model every epoch and only validation is cached. Views
+            are capped so they fit in 1 GiB. Defaults to `8`.
+        feature_cache: a `kft.training.FeatureCache` shared by several
+            `fine_tune` calls (a search, repeated runs): cached features of
+            an identical frozen part on the same dataset objects are computed
+            once. Defaults to `None` (features live for this call only).
         checkpoint_dir: folder for resumable training (`BackupAndRestore`
             plus the best model). Defaults to `None`.
         callbacks: extra Keras callbacks, given to every stage.
             Defaults to `()`.
         seed: seeds Python, NumPy and TensorFlow for a reproducible run.
-            Defaults to `None`.
+            Required with multi-worker training (every worker must shuffle
+            alike). Defaults to `None`.
+        strategy: a `tf.distribute.Strategy` (or `"mirrored"`,
+            `"multi_worker"`, `"default"`) the model was built under. Every
+            stage compiles and trains in its scope; feature caching works
+            under the default, mirrored and multi-worker mirrored strategies
+            and is turned off, saying why, under others. With several
+            workers only the chief writes to `checkpoint_dir`. Defaults to
+            `None`: the model's own strategy (built inside
+            `strategy.scope()` or with `strategy=`), else the one in scope.
+            See `docs/distributed.md`.
         verbose: `0` silent, `1` progress bars and a line per stage, `2` one
             line per epoch, `"auto"` is `1`. Defaults to `"auto"`.
 
@@ -673,8 +759,20 @@ def fine_tune(
             f"Received: {type(validation_data).__name__}."
         )
     check_number("epochs", epochs, low=1, integer=True)
+    if learning_rate is None:
+        learning_rate = _compiled_setting(model, "learning_rate", 1e-3)
     check_number("learning_rate", learning_rate, low=0, low_inclusive=False)
+    if fine_tune_learning_rate is None:
+        fine_tune_learning_rate = learning_rate / 100
+    if weight_decay is None:
+        weight_decay = _compiled_setting(model, "weight_decay", 1e-4)
     check_number("weight_decay", weight_decay, low=0)
+    check_number("augmented_views", augmented_views, low=0, integer=True)
+    if feature_cache is not None and not isinstance(feature_cache, FeatureCache):
+        raise TypeError(
+            "`feature_cache` must be a kft.training.FeatureCache or None. "
+            f"Received: feature_cache={feature_cache!r}."
+        )
     check_number(
         "label_smoothing", label_smoothing, low=0, high=1, high_inclusive=False
     )
@@ -712,9 +810,19 @@ def fine_tune(
         if any(k in monitor for k in ("acc", "auc", "precision", "recall", "f1"))
         else "min"
     )
+    if seed is None and distribute.is_multi_worker(strategy):
+        raise ValueError(
+            "Multi-worker training needs `seed`: every worker must shuffle the "
+            "data (and cached features) in the same order, or the shards overlap. "
+            "Received: seed=None. Pass e.g. seed=0, and a seed to your dataset's "
+            "shuffle()."
+        )
     if seed is not None:
         keras.utils.set_random_seed(seed)
     say = print if verbose else (lambda *a, **k: None)
+    # Only the chief writes checkpoints; the other workers read them.
+    chief = distribute.is_chief(strategy)
+    cache_features = distribute.check_feature_caching(strategy, cache_features, say)
 
     state = _RunState.load(checkpoint_dir)
     if state.best_weights is not None:
@@ -739,7 +847,14 @@ def fine_tune(
             f"{trainable:,} trainable parameters, learning rate {stage['learning_rate']:g}"
         )
         fit_model, fit_train, fit_val, cached, extra = _prepare_data(
-            model, train, validation_data, cache_features, seed, say
+            model,
+            train,
+            validation_data,
+            cache_features,
+            seed,
+            say,
+            augmented_views=augmented_views,
+            feature_cache=feature_cache,
         )
         steps = _cardinality(fit_train)
         total = steps * stage["epochs"] if steps else None
@@ -777,18 +892,21 @@ def fine_tune(
             )
         epoch_log = None
         if checkpoint_dir is not None:
-            os.makedirs(checkpoint_dir, exist_ok=True)
+            if chief:
+                os.makedirs(checkpoint_dir, exist_ok=True)
             epoch_log = os.path.join(checkpoint_dir, f"epochs_stage{index}.jsonl")
             # double_checkpoint keeps the previous backup, used when a kill
             # during a save leaves the latest one corrupt. The epoch log comes
             # after the backup, so a logged epoch is also a saved one.
             stage_callbacks.append(
-                keras.callbacks.BackupAndRestore(
+                distribute.backup_and_restore(
                     os.path.join(checkpoint_dir, f"backup_stage{index}"),
+                    strategy,
                     double_checkpoint=True,
                 )
             )
-            stage_callbacks.append(_EpochLog(epoch_log))
+            epoch_log = _EpochLog(epoch_log, write=chief)
+            stage_callbacks.append(epoch_log)
         stage_callbacks += list(callbacks)
         fit = fit_model.fit(
             fit_train,
@@ -801,7 +919,7 @@ def fine_tune(
             verbose=verbose,
         )
         # After a resume, fit() only returns the epochs it ran itself.
-        stage_history = _EpochLog.read(epoch_log) if epoch_log else fit.history
+        stage_history = epoch_log.history() if epoch_log else fit.history
         n = len(next(iter(stage_history.values()), []))
         for key, values in stage_history.items():
             history.setdefault(key, [None] * epoch_offset).extend(
@@ -836,7 +954,7 @@ def fine_tune(
         epoch_offset += n
         state.stages_done = index + 1
         state.best = best
-        state.save(checkpoint_dir)
+        state.save(checkpoint_dir if chief else None)
     if early_stopping and state.best_weights is not None:
         model.set_weights(state.best_weights)
     best_epoch = best["epoch"] if best else None
@@ -859,7 +977,17 @@ def fine_tune(
     )
 
 
-def _prepare_data(model, train, validation_data, cache_features, seed, say):
+def _prepare_data(
+    model,
+    train,
+    validation_data,
+    cache_features,
+    seed,
+    say,
+    *,
+    augmented_views=8,
+    feature_cache=None,
+):
     """Returns (model to fit, train data, validation data, what was cached, callbacks)."""
     if cache_features is False:
         _check_labels(model, next(iter(train))[1])
@@ -874,11 +1002,12 @@ def _prepare_data(model, train, validation_data, cache_features, seed, say):
             )
         _check_labels(model, next(iter(train))[1])
         return model, train, validation_data, "none", []
-    if split.random_below and cache_features is True:
+    if split.random_below and cache_features is True and not augmented_views:
         raise ValueError(
             "`cache_features=True` but random augmentation runs below the first "
-            "trainable layer, so training features change every epoch. Use "
-            "cache_features='auto' (caches validation features only)."
+            "trainable layer, so training features change every epoch, and "
+            "`augmented_views=0`. Use augmented_views > 0 (cache several augmented "
+            "views) or cache_features='auto' (caches validation features only)."
         )
     # keras-hub tasks preprocess inside fit(); the feature model takes the
     # preprocessed inputs, so the cached passes apply the preprocessor here.
@@ -892,31 +1021,184 @@ def _prepare_data(model, train, validation_data, cache_features, seed, say):
             lambda x, y: (preprocessor(x), y), num_parallel_calls=tf.data.AUTOTUNE
         )
 
+    cache = feature_cache if feature_cache is not None else FeatureCache()
+    fingerprint = cache.fingerprint(split.features)
+
+    def materialized(dataset, views=0):
+        key = (fingerprint, id(dataset), views, seed)
+        return cache.get_or_compute(
+            key,
+            dataset,
+            lambda: _materialize(split.features, prepared(dataset), views=views),
+        )
+
     started = time.perf_counter()
     val = None
     if validation_data is not None:
-        val_x, val_y, val_batch = _materialize(
-            split.features, prepared(validation_data)
-        )
+        val_x, val_y, val_batch = materialized(validation_data)
         val = _as_dataset(val_x, val_y, val_batch, shuffle=False, seed=seed)
-    if split.random_below:
-        say(
-            f"Cached validation features {tuple(val_x.shape)} in {time.perf_counter() - started:.1f}s "
-            "(training data is augmented, so it runs through the full model)."
-        )
+    views = 0
+    if split.random_below and augmented_views:
+        views = _affordable_views(split.features, train, augmented_views)
+        if views < 2:
+            say(
+                "Augmented views of the training features would not fit in memory; "
+                "training data runs through the full model."
+            )
+            views = 0
+    if split.random_below and not views:
+        if val is not None:
+            say(
+                f"Cached validation features {tuple(val_x.shape)} in "
+                f"{time.perf_counter() - started:.1f}s (training data is augmented, "
+                "so it runs through the full model)."
+            )
         extra = [_CachedValidation(split.head, val)] if val is not None else []
         _recompile(split.head, keras.optimizers.Adam(), like=model)
         _check_labels(model, next(iter(train))[1])
         return model, train, None, "val" if val is not None else "none", extra
-    train_x, train_y, batch = _materialize(split.features, prepared(train))
+    if views:
+        train_x, train_y, batch = materialized(train, views=views)
+        fit_train = _views_dataset(train_x, train_y, batch, views, seed)
+        what = f"train ({views} augmented views)"
+    else:
+        train_x, train_y, batch = materialized(train)
+        fit_train = _as_dataset(train_x, train_y, batch, shuffle=True, seed=seed)
+        what = "train"
     _check_labels(model, train_y)
-    fit_train = _as_dataset(train_x, train_y, batch, shuffle=True, seed=seed)
     say(
-        f"Cached frozen features: train {tuple(train_x.shape)}"
+        f"Cached frozen features: {what} {tuple(train_x.shape)}"
         + (f", val {tuple(val_x.shape)}" if val is not None else "")
         + f" in {time.perf_counter() - started:.1f}s"
     )
-    return split.head, fit_train, val, "train+val" if val is not None else "train", []
+    cached = f"train ({views} views)" if views else "train"
+    cached += "+val" if val is not None else ""
+    return split.head, fit_train, val, cached, []
+
+
+# Augmented views are held in memory; past this they are cut down.
+_VIEWS_MEMORY_BYTES = 1 << 30
+
+
+def _affordable_views(features, train, requested):
+    """How many augmented views of the training features fit the memory cap."""
+    shape = features.outputs[0].shape[1:]
+    if any(d is None for d in shape):
+        return 0
+    batches = _cardinality(train)
+    if batches is None:
+        return 0
+    batch = int(next(iter(train))[1].shape[0])
+    per_view = batches * batch * math.prod(shape) * 4
+    return int(min(requested, _VIEWS_MEMORY_BYTES // max(1, per_view)))
+
+
+def _views_dataset(views_x, labels, batch_size, views, seed):
+    """An epoch draws as many examples as one view holds from all the views."""
+    per_epoch = len(labels) // views
+    dataset = tf.data.Dataset.from_tensor_slices((views_x, labels))
+    dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    return dataset.take(per_epoch).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _compiled_setting(model, name, default):
+    """The model's compiled learning rate or AdamW weight decay, else `default`."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        return default
+    if name == "weight_decay":
+        if isinstance(optimizer, keras.optimizers.AdamW):
+            return float(optimizer.weight_decay)
+        return default
+    value = getattr(optimizer, "_learning_rate", None)
+    if isinstance(value, keras.optimizers.schedules.LearningRateSchedule):
+        # One of ours from an earlier fine_tune call: its peak.
+        config = value.get_config()
+        for key in ("peak", "warmup_target", "initial_learning_rate"):
+            if config.get(key):
+                return float(config[key])
+        return default
+    try:
+        return float(keras.ops.convert_to_numpy(value))
+    except (TypeError, ValueError):
+        return default
+
+
+class FeatureCache:
+    """Frozen-backbone features shared by several `kft.fine_tune` calls.
+
+    A search or a set of repeated runs often trains many heads on the same
+    frozen backbone and the same data; running the backbone over the data
+    is then the largest cost. Pass one `FeatureCache` to each `fine_tune`
+    call: features are keyed by the frozen part (its layer configurations,
+    without names, and a checksum of its weights), by the dataset object,
+    the number of augmented views and the seed, and computed once.
+
+    The cache holds references to the datasets it was given (so that their
+    identity stays valid) and the features in memory; `clear()` frees them.
+
+    Attributes:
+        hits: how many lookups found computed features.
+        misses: how many computed them.
+
+    Example:
+
+    >>> import numpy as np, tensorflow as tf, kerastune_ft as kft
+    >>> x = np.random.rand(16, 32, 32, 3).astype("float32") * 255
+    >>> ds = tf.data.Dataset.from_tensor_slices((x, np.arange(16) % 2)).batch(8)
+    >>> cache = kft.training.FeatureCache()
+    >>> for dropout in (0.1, 0.3):
+    ...     model = kft.build_image_classifier(
+    ...         "mobilenet_v2", 2, weights=None, input_shape=(32, 32, 3),
+    ...         dropout=dropout)
+    ...     _ = kft.fine_tune(model, ds, ds, epochs=1, feature_cache=cache,
+    ...                       verbose=0)
+    >>> cache.misses, cache.hits
+    (2, 0)
+    """
+
+    def __init__(self):
+        self._entries = {}
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self):
+        return len(self._entries)
+
+    def clear(self):
+        """Drops every cached tensor."""
+        self._entries.clear()
+
+    def fingerprint(self, features):
+        """A key for a frozen feature model: layer configs and weights."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        # Every layer, nested ones included, in order; names are left out
+        # because Keras numbers them anew each time a model is built.
+        for layer in features._flatten_layers(include_self=False, recursive=True):
+            config = {}
+            if not isinstance(layer, keras.Model):
+                try:
+                    config = dict(layer.get_config())
+                except NotImplementedError:
+                    pass
+            config.pop("name", None)
+            digest.update(type(layer).__name__.encode())
+            digest.update(json.dumps(config, sort_keys=True, default=str).encode())
+        for weight in features.weights:
+            digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)))
+        return digest.hexdigest()
+
+    def get_or_compute(self, key, dataset, compute):
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] is dataset:
+            self.hits += 1
+            return entry[1]
+        self.misses += 1
+        value = compute()
+        self._entries[key] = (dataset, value)
+        return value
 
 
 class _RunState:

@@ -52,10 +52,16 @@ def test_cached_and_uncached_runs_give_the_same_weights():
     )
 
 
-def test_augmented_model_caches_validation_only():
+def test_augmented_model_without_views_caches_validation_only():
     data = tiny_data()
     result = kft.fine_tune(
-        tiny_model(augment=True), data, data, epochs=2, verbose=0, seed=0
+        tiny_model(augment=True),
+        data,
+        data,
+        epochs=2,
+        augmented_views=0,
+        verbose=0,
+        seed=0,
     )
     assert result.stages[0].cached == "val"
     assert (
@@ -64,17 +70,79 @@ def test_augmented_model_caches_validation_only():
     )
 
 
-def test_cache_true_refuses_augmented_model():
+def test_augmented_model_trains_on_cached_views(monkeypatch):
+    calls = []
+    original = training._materialize
+
+    def spy(features, dataset, views=0):
+        out = original(features, dataset, views=views)
+        calls.append((views, out[0]))
+        return out
+
+    monkeypatch.setattr(training, "_materialize", spy)
+    data = tiny_data(n=48, batch_size=16)
+    model = tiny_model(augment=True)
+    result = kft.fine_tune(
+        model, data, data, epochs=3, augmented_views=4, verbose=0, seed=0
+    )
+    assert result.stages[0].cached == "train (4 views)+val"
+    assert result.epochs_run == 3
+    (val_views, val_x), (train_views, train_x) = calls
+    assert val_views == 0 and val_x.shape == (48, 6)
+    # Four passes with augmentation on: 4 x 48 features, and the flips differ.
+    assert train_views == 4 and train_x.shape == (192, 6)
+    assert not np.allclose(train_x[:48], train_x[48:96])
+    # An epoch still draws 48 examples (3 batches of 16).
+    views = training._views_dataset(train_x, np.zeros(192), 16, 4, seed=0)
+    assert sum(int(y.shape[0]) for _, y in views) == 48
+
+
+def test_cache_true_refuses_augmented_model_without_views():
     data = tiny_data()
-    with pytest.raises(ValueError, match="random augmentation"):
+    with pytest.raises(ValueError, match="augmented_views=0"):
         kft.fine_tune(
             tiny_model(augment=True),
             data,
             data,
             epochs=1,
             cache_features=True,
+            augmented_views=0,
             verbose=0,
         )
+
+
+def test_feature_cache_is_shared_across_runs_with_the_same_frozen_part():
+    data, val = tiny_data(), tiny_data(seed=1)
+    cache = kft.training.FeatureCache()
+    for dropout in (0.0, 0.5):
+        keras.utils.set_random_seed(0)  # same backbone weights in both runs
+        kft.fine_tune(
+            tiny_model(dropout=dropout),
+            data,
+            val,
+            epochs=1,
+            feature_cache=cache,
+            verbose=0,
+        )
+    assert (cache.misses, cache.hits) == (2, 2)  # train and val, computed once
+    keras.utils.set_random_seed(1)  # other backbone weights: computed again
+    kft.fine_tune(tiny_model(), data, val, epochs=1, feature_cache=cache, verbose=0)
+    assert cache.misses == 4
+    cache.clear()
+    assert len(cache) == 0
+
+
+def test_defaults_follow_the_compiled_optimizer():
+    model = tiny_model()
+    model.compile(
+        optimizer=keras.optimizers.AdamW(3e-4, weight_decay=0.02),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    result = kft.fine_tune(
+        model, tiny_data(), tiny_data(), epochs=1, unfreeze=1, verbose=0
+    )
+    assert [s.learning_rate for s in result.stages] == pytest.approx([3e-4, 3e-6])
+    assert model.optimizer.weight_decay == pytest.approx(0.02)
 
 
 def test_two_stages_merge_history_and_restore_the_best_epoch():
@@ -173,6 +241,8 @@ def test_unfreeze_for_plain_fit_users():
         ({"unfreeze": [{"depth": 2}]}, ValueError, "dict with key 'top'"),
         ({"reduce_lr_on_plateau": True}, ValueError, "schedule='constant'"),
         ({"verbose": 3}, ValueError, "Received: verbose=3"),
+        ({"augmented_views": -1}, ValueError, "Received: augmented_views=-1"),
+        ({"feature_cache": {}}, TypeError, "Received: feature_cache={}"),
     ],
 )
 def test_bad_arguments(kwargs, error, match):

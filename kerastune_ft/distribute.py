@@ -1,0 +1,490 @@
+"""Training under TensorFlow's `tf.distribute` strategies.
+
+kerastune_ft does not invent its own distribution: the builders and
+`kft.fine_tune` take `strategy=` (any `tf.distribute.Strategy`) or run inside
+`with strategy.scope():`, and TensorFlow does the rest. This module holds
+what they share:
+
+- `resolve_strategy`: `None`, a strategy, or a name (`"default"`,
+  `"mirrored"`, `"multi_worker"`, as the command line takes them).
+- `strategy_scope`: enter a strategy's scope unless it is already entered.
+- `model_strategy`: the strategy a model's variables belong to.
+- `is_chief` / `num_replicas` / `global_batch_size` / `scale_learning_rate`:
+  the multi-worker rules of thumb (only the chief writes files; datasets are
+  batched with the global batch size; the learning rate grows with it).
+- `backup_and_restore`: Keras' `BackupAndRestore` for the chief, a read-only
+  restorer for the other workers (they restore from the chief's files and
+  write nothing).
+- `save_summary`: the chief writes a JSON summary of a `FineTuneResult`.
+
+See `docs/distributed.md` for the multi-GPU and multi-host recipe.
+"""
+
+import contextlib
+import json
+import os
+
+import keras
+import tensorflow as tf
+
+from kerastune_ft._validation import check_choice
+
+STRATEGY_NAMES = ("default", "mirrored", "multi_worker")
+# MultiWorkerMirroredStrategy may be created only once per process (it
+# configures the collective ops runtime), so the named one is kept.
+_MULTI_WORKER = {}
+
+
+def resolve_strategy(strategy=None):
+    """Turns `strategy=` into a `tf.distribute.Strategy` (or `None`).
+
+    Args:
+        strategy: `None` (no explicit strategy: the one in scope, if any,
+            is used), a `tf.distribute.Strategy`, or a name: `"default"`
+            (TensorFlow's default, single-device strategy), `"mirrored"`
+            (`tf.distribute.MirroredStrategy` over all local GPUs, else the
+            CPU) or `"multi_worker"`
+            (`tf.distribute.MultiWorkerMirroredStrategy` configured from the
+            `TF_CONFIG` environment variable; on CPU-only machines it uses
+            ring collectives). Defaults to `None`.
+
+    Returns:
+        A `tf.distribute.Strategy`, or `None` when `strategy` is `None`.
+
+    Example:
+
+    >>> import kerastune_ft as kft
+    >>> kft.distribute.resolve_strategy("default").num_replicas_in_sync
+    1
+    >>> kft.distribute.resolve_strategy(None) is None
+    True
+    """
+    if strategy is None or isinstance(strategy, tf.distribute.Strategy):
+        return strategy
+    if not isinstance(strategy, str):
+        raise TypeError(
+            "`strategy` must be None, a tf.distribute.Strategy, or one of "
+            f"{list(STRATEGY_NAMES)}. Received: strategy={strategy!r} "
+            f"(of type {type(strategy).__name__})."
+        )
+    check_choice(
+        "strategy",
+        strategy,
+        STRATEGY_NAMES,
+        hint="See docs/distributed.md for what each one does.",
+    )
+    if strategy == "default":
+        return tf.distribute.get_strategy()
+    if strategy == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    return _multi_worker_strategy()
+
+
+def _multi_worker_strategy():
+    if "strategy" in _MULTI_WORKER:
+        return _MULTI_WORKER["strategy"]
+    config = os.environ.get("TF_CONFIG")
+    if not config:
+        raise ValueError(
+            "strategy='multi_worker' needs the TF_CONFIG environment variable on "
+            "every worker, e.g. TF_CONFIG='{\"cluster\": {\"worker\": "
+            '["host1:12345", "host2:12345"]}, "task": {"type": "worker", '
+            '"index": 0}}\'. Received: TF_CONFIG is not set. For one machine '
+            "with several GPUs use strategy='mirrored'. See docs/distributed.md."
+        )
+    try:
+        json.loads(config)
+    except ValueError as e:
+        raise ValueError(
+            f"TF_CONFIG is not valid JSON ({e}). Received: TF_CONFIG={config!r}."
+        ) from e
+    # NCCL needs GPUs; ring all-reduce works everywhere (and is what
+    # "auto" picks on CPU-only workers anyway, stated here to be explicit).
+    implementation = (
+        tf.distribute.experimental.CommunicationImplementation.AUTO
+        if tf.config.list_physical_devices("GPU")
+        else tf.distribute.experimental.CommunicationImplementation.RING
+    )
+    strategy = tf.distribute.MultiWorkerMirroredStrategy(
+        communication_options=tf.distribute.experimental.CommunicationOptions(
+            implementation=implementation
+        )
+    )
+    _MULTI_WORKER["strategy"] = strategy
+    return strategy
+
+
+def model_strategy(model):
+    """The strategy whose scope created `model`'s variables, or `None`.
+
+    Keras records the strategy in scope when a model is constructed; a model
+    built outside any scope has none.
+
+    Args:
+        model: a `keras.Model`.
+
+    Returns:
+        A `tf.distribute.Strategy` or `None`.
+    """
+    return getattr(model, "_distribute_strategy", None)
+
+
+def training_strategy(model, strategy=None):
+    """The strategy `fine_tune` trains `model` under; checks they agree.
+
+    Args:
+        model: a `keras.Model`.
+        strategy: an explicit `strategy=` argument (resolved by
+            `resolve_strategy`). Defaults to `None`.
+
+    Returns:
+        The explicit strategy, else the model's, else the one in scope, else
+        `None` (TensorFlow's default strategy).
+
+    Raises:
+        ValueError: `strategy` is given but the model's variables were
+            created outside its scope.
+    """
+    strategy = resolve_strategy(strategy)
+    own = model_strategy(model)
+    if strategy is None:
+        if own is not None:
+            return own
+        if not tf.distribute.has_strategy():
+            return None
+        strategy = tf.distribute.get_strategy()
+    if own is not strategy and not _is_default(strategy):
+        raise ValueError(
+            f"`strategy` is a {type(strategy).__name__} but the model's variables "
+            "were created outside its scope, so they are not distributed. Build "
+            "the model with the same strategy, e.g. `kft.build_image_classifier"
+            "(..., strategy=strategy)`, or inside `with strategy.scope():`. "
+            f"Received: strategy={strategy!r}, model built under "
+            f"{type(own).__name__ if own else 'no strategy'}."
+        )
+    return strategy
+
+
+def _is_default(strategy):
+    # TensorFlow's default strategy is a private class; it is the only one
+    # whose scope creates plain variables.
+    return type(strategy).__name__ == "_DefaultDistributionStrategy"
+
+
+@contextlib.contextmanager
+def strategy_scope(strategy=None):
+    """Enters `strategy.scope()` unless `strategy` is `None` or already in scope.
+
+    Args:
+        strategy: `None`, a `tf.distribute.Strategy` or a name accepted by
+            `resolve_strategy`. Defaults to `None` (does nothing).
+
+    Yields:
+        The resolved strategy (or `None`).
+
+    Example:
+
+    >>> import keras, kerastune_ft as kft
+    >>> strategy = kft.distribute.resolve_strategy("default")
+    >>> with kft.distribute.strategy_scope(strategy):
+    ...     layer = keras.layers.Dense(2)
+    """
+    strategy = resolve_strategy(strategy)
+    if strategy is None or (
+        tf.distribute.has_strategy() and tf.distribute.get_strategy() is strategy
+    ):
+        yield strategy
+        return
+    with strategy.scope():
+        yield strategy
+
+
+def num_replicas(strategy=None):
+    """How many replicas train in sync (devices times workers).
+
+    Args:
+        strategy: `None` (the strategy in scope) or a strategy or name.
+            Defaults to `None`.
+
+    Returns:
+        An int >= 1.
+
+    Example:
+
+    >>> import kerastune_ft as kft
+    >>> kft.distribute.num_replicas()
+    1
+    """
+    strategy = resolve_strategy(strategy) or tf.distribute.get_strategy()
+    return int(strategy.num_replicas_in_sync)
+
+
+def global_batch_size(per_replica_batch_size, strategy=None):
+    """The batch size to give `tf.data` so each replica gets `per_replica_batch_size`.
+
+    Under a strategy, the batch of a dataset is the *global* batch: it is
+    split across replicas (and across workers with multi-worker training).
+
+    Args:
+        per_replica_batch_size: examples per replica and step, an int >= 1.
+        strategy: `None` (the strategy in scope) or a strategy or name.
+            Defaults to `None`.
+
+    Returns:
+        `per_replica_batch_size * num_replicas(strategy)`.
+
+    Example:
+
+    >>> import kerastune_ft as kft
+    >>> kft.distribute.global_batch_size(16)
+    16
+    """
+    from kerastune_ft._validation import check_number
+
+    check_number("per_replica_batch_size", per_replica_batch_size, low=1, integer=True)
+    return int(per_replica_batch_size) * num_replicas(strategy)
+
+
+def scale_learning_rate(learning_rate, strategy=None, *, rule="linear"):
+    """Scales a single-device learning rate for the global batch of `strategy`.
+
+    When each replica keeps its batch size, the global batch grows with the
+    number of replicas; the linear rule (Goyal et al., 2017) multiplies the
+    learning rate by the same factor, the square-root rule (often better with
+    Adam-style optimizers and small data) by its square root. Use a warmup
+    (`kft.fine_tune` has `warmup=0.1` by default) when scaling up.
+
+    Args:
+        learning_rate: the learning rate tuned on one device.
+        strategy: `None` (the strategy in scope) or a strategy or name.
+            Defaults to `None`.
+        rule: `"linear"`, `"sqrt"` or `"none"`. Defaults to `"linear"`.
+
+    Returns:
+        The scaled learning rate (a float).
+
+    Example:
+
+    >>> import kerastune_ft as kft
+    >>> kft.distribute.scale_learning_rate(1e-3)
+    0.001
+    """
+    from kerastune_ft._validation import check_number
+
+    check_number("learning_rate", learning_rate, low=0, low_inclusive=False)
+    check_choice("rule", rule, ("linear", "sqrt", "none"))
+    replicas = num_replicas(strategy)
+    factor = {"linear": replicas, "sqrt": replicas**0.5, "none": 1}[rule]
+    return float(learning_rate) * factor
+
+
+def is_multi_worker(strategy=None):
+    """Whether `strategy` spans several worker processes.
+
+    Args:
+        strategy: `None` (the strategy in scope) or a strategy or name.
+            Defaults to `None`.
+
+    Returns:
+        A bool.
+    """
+    strategy = resolve_strategy(strategy) or tf.distribute.get_strategy()
+    extended = strategy.extended
+    return bool(getattr(extended, "_in_multi_worker_mode", lambda: False)())
+
+
+def is_chief(strategy=None):
+    """Whether this process is the one that writes checkpoints and reports.
+
+    With multi-worker training every worker runs the same program; only the
+    chief (task type `"chief"`, or worker 0 when the cluster has no chief)
+    writes files. Single-process training is always the chief.
+
+    Args:
+        strategy: `None` (the strategy in scope) or a strategy or name.
+            Defaults to `None`.
+
+    Returns:
+        A bool.
+
+    Example:
+
+    >>> import kerastune_ft as kft
+    >>> kft.distribute.is_chief()
+    True
+    """
+    strategy = resolve_strategy(strategy) or tf.distribute.get_strategy()
+    if not is_multi_worker(strategy):
+        return True
+    resolver = getattr(strategy, "cluster_resolver", None)
+    task_type = getattr(resolver, "task_type", None)
+    task_id = getattr(resolver, "task_id", None)
+    if task_type is None or task_type == "chief":
+        return True
+    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    return task_type == "worker" and task_id == 0 and "chief" not in cluster
+
+
+# Strategies under which fine_tune's feature caching (a local pass of the
+# frozen part, then the head trained on the cached tensors) is tested; see
+# tests/test_distribute.py.
+_CACHING_STRATEGIES = (
+    "_DefaultDistributionStrategy",
+    "OneDeviceStrategy",
+    "MirroredStrategy",
+    "MultiWorkerMirroredStrategy",
+    "CollectiveAllReduceStrategy",
+)
+
+
+def caching_supported(strategy=None):
+    """Whether `kft.fine_tune` can cache frozen features under `strategy`.
+
+    Args:
+        strategy: `None` (the strategy in scope) or a strategy or name.
+            Defaults to `None`.
+
+    Returns:
+        `(supported, reason)`: a bool and, when unsupported, why.
+    """
+    strategy = resolve_strategy(strategy) or tf.distribute.get_strategy()
+    name = type(strategy).__name__
+    if any(name.startswith(known) for known in _CACHING_STRATEGIES):
+        return True, ""
+    return False, (
+        f"feature caching is not supported under {name} (it is tested with the "
+        "default, mirrored and multi-worker mirrored strategies)"
+    )
+
+
+def check_feature_caching(strategy, cache_features, say=None):
+    """Resolves `fine_tune`'s `cache_features` under `strategy`.
+
+    Args:
+        strategy: a strategy or `None`.
+        cache_features: `"auto"`, `True` or `False`.
+        say: a print-like function for the reason caching is turned off.
+            Defaults to `None` (silent).
+
+    Returns:
+        `cache_features`, or `False` when `"auto"` meets an unsupported
+        strategy.
+
+    Raises:
+        ValueError: `cache_features=True` under an unsupported strategy.
+    """
+    if cache_features is False:
+        return False
+    supported, reason = caching_supported(strategy)
+    if supported:
+        return cache_features
+    if cache_features is True:
+        raise ValueError(
+            f"`cache_features=True` but {reason}. Use cache_features='auto' "
+            "(turns it off under this strategy) or False."
+        )
+    if say is not None:
+        say(f"cache_features='auto': off, {reason}.")
+    return False
+
+
+class _RestoreOnlyBackup(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` for non-chief workers: restores, never writes.
+
+    The chief saves the training state; the other workers load the same
+    files at the start of `fit` (so every replica resumes from the same
+    epoch and weights) and write nothing, not even a repair of a corrupt
+    backup.
+    """
+
+    def on_train_begin(self, logs=None):
+        try:
+            self._load_model()
+        except OSError:
+            if not os.path.exists(self._prev_weights_path):
+                raise
+            self._weights_path = self._prev_weights_path
+            self._training_metadata_path = self._prev_training_metadata_path
+            self._load_model()
+
+    def _save_model(self):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
+
+
+def backup_and_restore(backup_dir, strategy=None, **kwargs):
+    """A `BackupAndRestore` callback that only the chief writes.
+
+    Keras 3's `BackupAndRestore` writes from every process, so with several
+    workers sharing `backup_dir` they would overwrite each other's files.
+    Here the chief gets Keras' callback and the other workers a restorer that
+    reads the chief's files: `backup_dir` must be on storage every worker
+    can read (a shared file system or a bucket).
+
+    Args:
+        backup_dir: the backup folder.
+        strategy: `None` (the strategy in scope) or a strategy or name.
+            Defaults to `None`.
+        **kwargs: other `keras.callbacks.BackupAndRestore` arguments.
+
+    Returns:
+        A `keras.callbacks.BackupAndRestore`.
+    """
+    cls = keras.callbacks.BackupAndRestore if is_chief(strategy) else _RestoreOnlyBackup
+    return cls(backup_dir, **kwargs)
+
+
+def result_summary(result):
+    """A JSON-serializable summary of a `kft.FineTuneResult`.
+
+    Args:
+        result: a `kft.FineTuneResult`.
+
+    Returns:
+        A dict with `history`, `stages`, `best_epoch`, `best_metrics`,
+        `monitor`, `restored_best`, `epochs_run` and `num_replicas`.
+    """
+    import dataclasses
+
+    return {
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "best_metrics": {k: float(v) for k, v in result.best_metrics.items()},
+        "monitor": result.monitor,
+        "restored_best": result.restored_best,
+        "history": {
+            k: [None if v is None else float(v) for v in values]
+            for k, values in result.history.items()
+        },
+        "stages": [dataclasses.asdict(s) for s in result.stages],
+        "num_replicas": num_replicas(training_strategy(result.model)),
+    }
+
+
+def save_summary(result, path, strategy=None):
+    """Writes `result_summary(result)` as JSON, on the chief only.
+
+    Every worker can call it; the others write nothing.
+
+    Args:
+        result: a `kft.FineTuneResult`.
+        path: the JSON file to write (its folder is created).
+        strategy: `None` (the model's strategy, else the one in scope) or a
+            strategy or name. Defaults to `None`.
+
+    Returns:
+        `path` on the chief, `None` on the other workers.
+    """
+    strategy = resolve_strategy(strategy) or training_strategy(result.model)
+    if not is_chief(strategy):
+        return None
+    summary = result_summary(result)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(summary, f, indent=2)
+    os.replace(tmp, path)
+    return path

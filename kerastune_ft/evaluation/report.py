@@ -1,0 +1,145 @@
+"""One self-contained HTML report of a diagnosis and an evaluation.
+
+The page has no scripts and no external resources: figures and image
+thumbnails are embedded as base64 PNGs, and every string that can come from a
+dataset or a user (class names, set names, texts, the title) is HTML-escaped,
+so a `<script>` inside a sample text is shown as text and never runs.
+"""
+
+import datetime
+import os
+
+from kerastune_ft.evaluation import _html
+from kerastune_ft.evaluation.diagnosis import Diagnosis
+from kerastune_ft.evaluation.metrics import Evaluation
+
+
+class Report:
+    """A report page made of a `Diagnosis` and/or an `Evaluation`.
+
+    Args:
+        diagnosis: what `kft.diagnose` returned, or `None`. Defaults to `None`.
+        evaluation: what `kft.evaluate` returned, or `None`. Defaults to
+            `None`.
+        title: page title. Defaults to `"kerastune_ft report"`.
+
+    Example:
+
+    >>> import os, tempfile, kerastune_ft as kft
+    >>> d = kft.diagnose({"loss": [1.0, 0.6, 0.5], "val_loss": [1.0, 0.7, 0.65]})
+    >>> report = kft.Report(d, title="demo")
+    >>> path = report.save_html(os.path.join(tempfile.mkdtemp(), "report.html"))
+    >>> open(path).read().count("<script")
+    0
+    """
+
+    def __init__(self, diagnosis=None, evaluation=None, *, title="kerastune_ft report"):
+        if diagnosis is not None and not isinstance(diagnosis, Diagnosis):
+            raise TypeError(
+                "`diagnosis` must be what kft.diagnose returns, or None. "
+                f"Received: {type(diagnosis).__name__}."
+            )
+        if evaluation is not None and not isinstance(evaluation, Evaluation):
+            raise TypeError(
+                "`evaluation` must be what kft.evaluate returns, or None. "
+                f"Received: {type(evaluation).__name__}."
+            )
+        if diagnosis is None and evaluation is None:
+            raise ValueError(
+                "A Report needs a diagnosis, an evaluation or both: "
+                "kft.Report(kft.diagnose(result), kft.evaluate(model, test_sets))."
+            )
+        self.diagnosis = diagnosis
+        self.evaluation = evaluation
+        self.title = str(title)
+
+    def to_html(self):
+        """The full HTML page as a string."""
+        stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+        parts = [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            # No scripts, no remote content: the page works offline and any
+            # markup that slipped into the data stays inert.
+            '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+            "img-src data:; style-src 'unsafe-inline'\">",
+            f"<title>{_html.esc(self.title)}</title>",
+            f"<style>{_html.STYLE}</style></head><body>",
+            f"<h1>{_html.esc(self.title)}</h1>",
+            f"<p>Generated {_html.esc(stamp)} by kerastune_ft.</p>",
+        ]
+        if self.diagnosis is not None:
+            parts.append("<h2>Training diagnosis</h2>")
+            parts.append(self.diagnosis.to_html())
+        if self.evaluation is not None:
+            parts.append("<h2>Evaluation</h2>")
+            parts.append(self.evaluation.to_html())
+        parts.append("</body></html>")
+        return "\n".join(parts)
+
+    def save_html(self, path):
+        """Writes the report as one self-contained HTML file.
+
+        Args:
+            path: the file to write (parent folders are created).
+
+        Returns:
+            `path`.
+        """
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(self.to_html())
+        return path
+
+    def figures(self):
+        """All report figures as a dict name -> `matplotlib.figure.Figure`."""
+        out = {}
+        if self.diagnosis is not None and self.diagnosis.epochs:
+            out["learning_curves"] = self.diagnosis.plot()
+        if self.evaluation is not None:
+            ev = self.evaluation
+            out["per_class_f1"] = ev.plot_per_class_f1()
+            for i, name in enumerate(ev.names):
+                out[f"confusion_matrix_{i}_{_slug(name)}"] = ev.plot_confusion_matrix(
+                    name
+                )
+            if ev.domain_shift:
+                out["domain_shift"] = ev.plot_domain_shift()
+        return out
+
+    def save_plots(self, directory):
+        """Saves every figure as a PNG in `directory`.
+
+        Args:
+            directory: the folder to write to (created if missing).
+
+        Returns:
+            dict name -> path of the PNG file.
+        """
+        os.makedirs(directory, exist_ok=True)
+        paths = {}
+        for name, figure in self.figures().items():
+            path = os.path.join(directory, f"{name}.png")
+            with open(path, "wb") as f:
+                f.write(_html.figure_png(figure))
+            paths[name] = path
+        return paths
+
+    def _repr_html_(self):
+        parts = [f"<style>{_html.STYLE}</style>", f"<h2>{_html.esc(self.title)}</h2>"]
+        if self.diagnosis is not None:
+            parts.append(self.diagnosis.to_html())
+        if self.evaluation is not None:
+            parts.append(self.evaluation.to_html())
+        return "\n".join(parts)
+
+    def __repr__(self):
+        return (
+            f"Report(title={self.title!r}, diagnosis={self.diagnosis!r}, "
+            f"evaluation={self.evaluation!r})"
+        )
+
+
+def _slug(name):
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in str(name))[:40]
