@@ -33,3 +33,38 @@ def write_section(title, command, body):
     else:
         text = text.rstrip() + "\n\n" + section
     RESULTS.write_text(text.rstrip() + "\n", encoding="utf-8")
+
+
+def peak_rss_mb():
+    """This process's peak resident memory in MB (Linux reports KB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def spawn(script, *args):
+    """Runs `script --child *args` in a fresh process; returns its RESULT json."""
+    import json
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run(
+        [sys.executable, str(script), "--child", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    for line in out.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT ") :])
+    raise RuntimeError(f"{' '.join(args)} failed:\n{out.stderr[-3000:]}")
+
+
+def print_result(result):
+    """What a child prints for `spawn` to read, with its peak memory."""
+    import json
+
+    result["peak_rss_mb"] = peak_rss_mb()
+    print("RESULT " + json.dumps(result), flush=True)

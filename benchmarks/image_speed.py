@@ -19,13 +19,12 @@ The baseline is the Keras transfer-learning guide's recipe: frozen
 `image_dataset_from_directory`.
 """
 
-import json
 import os
 import pathlib
-import resource
-import subprocess
 import sys
 import time
+
+from _common import print_result, spawn
 
 SHARED = pathlib.Path(
     os.environ.get("KFT_SHARED", pathlib.Path(__file__).resolve().parents[2] / "shared")
@@ -36,10 +35,6 @@ SIZE = (160, 160)
 MAX_EPOCHS = 20
 SEED = 0
 SCENARIOS = ("frozen", "augment", "nocache", "fewshot")
-
-
-def _peak_rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _fewshot_dir(tmp):
@@ -192,23 +187,7 @@ def _child(scenario, impl):
         result = run_baseline(scenario)
     else:
         result = run_kft(scenario)
-    result["peak_rss_mb"] = _peak_rss_mb()
-    print("RESULT " + json.dumps(result))
-
-
-def _spawn(scenario, impl):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", scenario, impl],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    for line in out.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT ") :])
-    raise RuntimeError(f"{scenario}/{impl} failed:\n{out.stderr[-3000:]}")
+    print_result(result)
 
 
 def main(argv):
@@ -219,8 +198,8 @@ def main(argv):
     print("| scenario | impl | wall s | ratio | val acc | epochs | peak RSS MB |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for scenario in scenarios:
-        base = _spawn(scenario, "baseline")
-        ours = _spawn(scenario, "kft")
+        base = spawn(__file__, scenario, "baseline")
+        ours = spawn(__file__, scenario, "kft")
         for impl, r in (("baseline", base), ("kerastune_ft", ours)):
             ratio = r["seconds"] / base["seconds"]
             print(

@@ -146,9 +146,11 @@ def expand_path(value, name="path"):
     Example:
 
     >>> import os, kerastune_ft.config as config
-    >>> os.environ["KFT_SHARED"] = "/data/shared"
-    >>> config.expand_path("${KFT_SHARED}/datasets/flowers")
-    '/data/shared/datasets/flowers'
+    >>> _ = os.environ.setdefault("KFT_EXAMPLE_ROOT", "/data")
+    >>> config.expand_path("${KFT_EXAMPLE_ROOT}/flowers")
+    '/data/flowers'
+    >>> config.expand_path("tfds:tf_flowers")
+    'tfds:tf_flowers'
     """
 
     def replace(match):
@@ -446,7 +448,7 @@ def _check_unfreeze_spec(spec, whole):
     def bad(detail=""):
         _fail(
             '`training.unfreeze` must be "none", "all", a positive int, or a list '
-            'of those or of tables { top = N, epochs = E, learning_rate = LR }. '
+            "of those or of tables { top = N, epochs = E, learning_rate = LR }. "
             f"Received: training.unfreeze={whole!r}.{detail}"
         )
 
@@ -875,7 +877,9 @@ def _toml_value(value):
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        items = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
+        items = ", ".join(
+            f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()
+        )
         return "{ " + items + " }" if items else "{}"
     if value is None:
         raise ConfigError("TOML has no null value; every config key has a value.")

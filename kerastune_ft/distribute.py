@@ -21,13 +21,15 @@ See `docs/distributed.md` for the multi-GPU and multi-host recipe.
 """
 
 import contextlib
+import functools
 import json
 import os
+import tempfile
 
 import keras
 import tensorflow as tf
 
-from kerastune_ft._validation import check_choice
+from kerastune_ft._validation import check_choice, check_number
 
 STRATEGY_NAMES = ("default", "mirrored", "multi_worker")
 # MultiWorkerMirroredStrategy may be created only once per process (it
@@ -87,7 +89,7 @@ def _multi_worker_strategy():
     if not config:
         raise ValueError(
             "strategy='multi_worker' needs the TF_CONFIG environment variable on "
-            "every worker, e.g. TF_CONFIG='{\"cluster\": {\"worker\": "
+            'every worker, e.g. TF_CONFIG=\'{"cluster": {"worker": '
             '["host1:12345", "host2:12345"]}, "task": {"type": "worker", '
             '"index": 0}}\'. Received: TF_CONFIG is not set. For one machine '
             "with several GPUs use strategy='mirrored'. See docs/distributed.md."
@@ -199,6 +201,124 @@ def strategy_scope(strategy=None):
         yield strategy
 
 
+def builds_under_strategy(function):
+    """Decorates a builder taking `strategy=`: it runs in that strategy's scope.
+
+    Variables (the backbone's, the head's, the optimizer's) are created
+    where the model is built, so that is where the scope must be.
+    """
+
+    @functools.wraps(function)
+    def wrapper(*args, strategy=None, **kwargs):
+        strategy = resolve_strategy(strategy)
+        with strategy_scope(strategy):
+            return function(*args, strategy=strategy, **kwargs)
+
+    return wrapper
+
+
+@contextlib.contextmanager
+def multi_worker_fit_patch(strategy=None):
+    """Makes Keras 3 `fit`/`evaluate` work under a multi-worker strategy.
+
+    Keras 3's TensorFlow trainer (3.15 here) fails under
+    `MultiWorkerMirroredStrategy` in two places (keras-team/keras#20585):
+
+    - before training it reduces a whole peeked `(x, y)` batch with
+      `strategy.reduce`, which rejects the structure ("Attempt to convert a
+      value (PerReplica...) to a Tensor"); the batch is only used for its
+      shapes and dtypes, so here each replica's local value is taken, with
+      no collective;
+    - it reduces each step's scalar metrics with `axis=0` ("Invalid
+      reduction dimension 0 for input with 0 dimensions"); here scalars are
+      averaged across replicas with `axis=None`, as the single-worker path
+      does.
+
+    `kft.fine_tune` applies it by itself; use it around your own `fit` calls.
+    Under any other strategy it does nothing. The patch is undone on exit.
+
+    Args:
+        strategy: `None` (the strategy in scope) or a strategy or name.
+            Defaults to `None`.
+
+    Example:
+
+    >>> import kerastune_ft as kft
+    >>> with kft.distribute.multi_worker_fit_patch():
+    ...     pass  # model.fit(...) under MultiWorkerMirroredStrategy
+    """
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    strategy = resolve_strategy(strategy) or tf.distribute.get_strategy()
+    cls = getattr(tf_trainer, "TensorFlowTrainer", None)
+    original_build = getattr(cls, "_maybe_symbolic_build", None)
+    original_reduce = getattr(tf_trainer, "reduce_per_replica", None)
+    if (
+        not is_multi_worker(strategy)
+        or original_build is None
+        or original_reduce is None
+    ):
+        yield
+        return
+
+    def local(value):
+        if isinstance(value, tf.distribute.DistributedValues):
+            return value.values[0]
+        return value
+
+    def maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if self._distribute_strategy is None:
+            return original_build(self, iterator=iterator, data_batch=data_batch)
+        if iterator is not None:
+            for _, _, it in iterator:
+                data_batch = tf.nest.map_structure(local, next(it))
+                break
+        with self.distribute_strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction not in ("auto", "mean") or not is_multi_worker(strategy):
+            return original_reduce(values, strategy, reduction)
+
+        def reduce(value):
+            if isinstance(value, tf.distribute.DistributedValues) or tf.is_tensor(
+                value
+            ):
+                rank = local(value).shape.rank
+                return strategy.reduce("MEAN", value, axis=0 if rank else None)
+            return value
+
+        return tf.nest.map_structure(reduce, values)
+
+    cls._maybe_symbolic_build = maybe_symbolic_build
+    tf_trainer.reduce_per_replica = reduce_per_replica
+    try:
+        yield
+    finally:
+        cls._maybe_symbolic_build = original_build
+        tf_trainer.reduce_per_replica = original_reduce
+
+
+def trains_under_strategy(function):
+    """Decorates `fine_tune`-like functions `(model, ..., strategy=None)`.
+
+    The function runs in the scope of `training_strategy(model, strategy)`:
+    the models, optimizers and cached-feature models it makes while
+    training belong to the strategy of the model's variables.
+    """
+
+    @functools.wraps(function)
+    def wrapper(model, *args, strategy=None, **kwargs):
+        if isinstance(model, keras.Model):
+            strategy = training_strategy(model, strategy)
+        else:
+            strategy = resolve_strategy(strategy)
+        with strategy_scope(strategy), multi_worker_fit_patch(strategy):
+            return function(model, *args, strategy=strategy, **kwargs)
+
+    return wrapper
+
+
 def num_replicas(strategy=None):
     """How many replicas train in sync (devices times workers).
 
@@ -239,8 +359,6 @@ def global_batch_size(per_replica_batch_size, strategy=None):
     >>> kft.distribute.global_batch_size(16)
     16
     """
-    from kerastune_ft._validation import check_number
-
     check_number("per_replica_batch_size", per_replica_batch_size, low=1, integer=True)
     return int(per_replica_batch_size) * num_replicas(strategy)
 
@@ -269,8 +387,6 @@ def scale_learning_rate(learning_rate, strategy=None, *, rule="linear"):
     >>> kft.distribute.scale_learning_rate(1e-3)
     0.001
     """
-    from kerastune_ft._validation import check_number
-
     check_number("learning_rate", learning_rate, low=0, low_inclusive=False)
     check_choice("rule", rule, ("linear", "sqrt", "none"))
     replicas = num_replicas(strategy)
@@ -388,13 +504,16 @@ def check_feature_caching(strategy, cache_features, say=None):
     return False
 
 
-class _RestoreOnlyBackup(keras.callbacks.BackupAndRestore):
-    """`BackupAndRestore` for non-chief workers: restores, never writes.
+class _WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` for non-chief workers: restores from the chief's files.
 
-    The chief saves the training state; the other workers load the same
-    files at the start of `fit` (so every replica resumes from the same
-    epoch and weights) and write nothing, not even a repair of a corrupt
-    backup.
+    Every worker loads the chief's backup at the start of `fit`, so all
+    replicas resume from the same epoch and weights. Saving weights may run
+    collective ops (variables synchronized on read are all-reduced when
+    read), so each worker must save whenever the chief does; the others save
+    to a private temporary folder outside `backup_dir` and delete it at once
+    (TensorFlow's multi-worker checkpointing pattern). They never write to
+    `backup_dir`, not even to repair a corrupt backup.
     """
 
     def on_train_begin(self, logs=None):
@@ -408,7 +527,8 @@ class _RestoreOnlyBackup(keras.callbacks.BackupAndRestore):
             self._load_model()
 
     def _save_model(self):
-        pass
+        with tempfile.TemporaryDirectory(prefix="kerastune_ft_worker_") as folder:
+            self.model.save_weights(os.path.join(folder, "latest.weights.h5"))
 
     def on_train_end(self, logs=None):
         pass
@@ -419,9 +539,11 @@ def backup_and_restore(backup_dir, strategy=None, **kwargs):
 
     Keras 3's `BackupAndRestore` writes from every process, so with several
     workers sharing `backup_dir` they would overwrite each other's files.
-    Here the chief gets Keras' callback and the other workers a restorer that
-    reads the chief's files: `backup_dir` must be on storage every worker
-    can read (a shared file system or a bucket).
+    Here the chief gets Keras' callback; the other workers restore from the
+    chief's files and save only to temporary folders they delete at once
+    (saving must happen on every worker: it can run collective ops).
+    `backup_dir` must be on storage every worker can read (a shared file
+    system or a bucket).
 
     Args:
         backup_dir: the backup folder.
@@ -432,7 +554,11 @@ def backup_and_restore(backup_dir, strategy=None, **kwargs):
     Returns:
         A `keras.callbacks.BackupAndRestore`.
     """
-    cls = keras.callbacks.BackupAndRestore if is_chief(strategy) else _RestoreOnlyBackup
+    cls = (
+        keras.callbacks.BackupAndRestore
+        if is_chief(strategy)
+        else _WorkerBackupAndRestore
+    )
     return cls(backup_dir, **kwargs)
 
 

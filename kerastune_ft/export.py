@@ -90,11 +90,13 @@ def output_activation(model):
 
     Example:
 
-    >>> import kerastune_ft as kft
-    >>> model = kft.build_image_classifier(
-    ...     "mobilenet_v2", 2, weights=None, input_shape=(32, 32, 3))
-    >>> kft.export_lib.output_activation(model) is None  # doctest: +SKIP
-    True
+    >>> import keras
+    >>> from kerastune_ft.export import output_activation
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    >>> model.compile(loss=keras.losses.SparseCategoricalCrossentropy(
+    ...     from_logits=True))
+    >>> output_activation(model)
+    'softmax'
     """
     loss = getattr(model, "loss", None)
     if loss is None or isinstance(loss, str):
@@ -214,13 +216,13 @@ def export(
 
     Example:
 
-    >>> import numpy as np, kerastune_ft as kft
-    >>> model = kft.build_image_classifier(
-    ...     "mobilenet_v2", 2, weights=None, input_shape=(32, 32, 3),
-    ...     backbone_kwargs={"alpha": 0.35})
-    >>> result = kft.export(model, "/tmp/kft_doc/model.keras")
-    >>> result.format, result.path
-    ('keras', '/tmp/kft_doc/model.keras')
+    >>> import os, tempfile, keras, kerastune_ft as kft
+    >>> model = keras.Sequential(
+    ...     [keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    >>> folder = tempfile.mkdtemp()
+    >>> result = kft.export(model, os.path.join(folder, "model"))
+    >>> result.format, os.path.basename(result.path)
+    ('keras', 'model.keras')
     """
     if not isinstance(model, keras.Model):
         raise TypeError(
@@ -303,15 +305,17 @@ def _export_saved_model(model, path):
     )
 
 
-def _calibration_inputs(model, data, limit):
+def _calibration_inputs(model, data, limit, signature):
     """Yields single-example inputs (batch of 1) for int8 calibration."""
     import tensorflow as tf
 
     text = _is_text_model(model)
+    if text:
+        dtypes = {k: spec.dtype.as_numpy_dtype for k, spec in signature.items()}
     if isinstance(data, tf.data.Dataset):
         batches = data
     elif text and isinstance(data, (list, tuple, np.ndarray)):
-        batches = [np.asarray(data, dtype=object)[i : i + 32] for i in range(0, len(data), 32)]
+        batches = [list(data[i : i + 32]) for i in range(0, len(data), 32)]
     elif isinstance(data, np.ndarray):
         batches = [data[i : i + 32] for i in range(0, len(data), 32)]
     else:
@@ -324,8 +328,9 @@ def _calibration_inputs(model, data, limit):
     for batch in batches:
         x = batch[0] if isinstance(batch, tuple) else batch
         if text:
-            x = model.preprocessor(tf.constant(np.asarray(x).astype(str)))
-            x = {k: np.asarray(v) for k, v in x.items()}
+            x = model.preprocessor(x if tf.is_tensor(x) else tf.constant(list(x)))
+            # The packer gives a bool padding mask; the model input is int.
+            x = {k: np.asarray(v).astype(dtypes[k]) for k, v in x.items()}
             size = len(next(iter(x.values())))
         else:
             x = np.asarray(x, dtype="float32")
@@ -360,7 +365,9 @@ def _export_tflite(model, path, quantize, representative_data, limit):
         if quantize == "float16":
             converter.target_spec.supported_types = [tf.float16]
         if quantize == "int8":
-            samples = list(_calibration_inputs(model, representative_data, limit))
+            samples = list(
+                _calibration_inputs(model, representative_data, limit, signature)
+            )
 
             def representative_dataset():
                 for sample in samples:
@@ -385,7 +392,7 @@ def _export_tflite(model, path, quantize, representative_data, limit):
         preprocessor_dir = os.path.splitext(path)[0] + ".preprocessor"
         if os.path.isdir(preprocessor_dir):
             shutil.rmtree(preprocessor_dir)
-        model.preprocessor.save_to_preset(preprocessor_dir)
+        _save_preprocessor(model, preprocessor_dir)
         notes = (
             "Not exported: the tokenizer. Its ops (tensorflow-text WordPiece) have "
             "no TFLite kernels, so this file takes token ids, not strings. "
@@ -404,6 +411,20 @@ def _export_tflite(model, path, quantize, representative_data, limit):
     )
 
 
+def _save_preprocessor(model, directory):
+    """Saves the tokenizer and packer as a keras-hub preset folder.
+
+    keras-hub finds a preset's classes through its `config.json` (the
+    backbone's config): it is written too, without the weights, so that
+    `TextClassifierPreprocessor.from_preset(directory)` works.
+    """
+    from keras_hub.src.utils.preset_utils import get_preset_saver
+
+    saver = get_preset_saver(directory)
+    saver._save_serialized_object(model.backbone, config_file="config.json")
+    model.preprocessor.save_to_preset(directory)
+
+
 def tflite_predict(path, inputs, batch_size=32):
     """Runs a TFLite file written by `kft.export` on a batch of inputs.
 
@@ -418,13 +439,13 @@ def tflite_predict(path, inputs, batch_size=32):
 
     Example:
 
-    >>> import numpy as np, kerastune_ft as kft
-    >>> model = kft.build_image_classifier(
-    ...     "mobilenet_v2", 2, weights=None, input_shape=(32, 32, 3),
-    ...     backbone_kwargs={"alpha": 0.35})
-    >>> result = kft.export(model, "/tmp/kft_doc/model.tflite", format="tflite")
-    >>> from kerastune_ft.export import tflite_predict
-    >>> tflite_predict(result.path, np.zeros((3, 32, 32, 3))).shape
+    >>> import os, tempfile, keras, numpy as np
+    >>> from kerastune_ft.export import export, tflite_predict
+    >>> model = keras.Sequential(
+    ...     [keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.tflite")
+    >>> result = export(model, path, format="tflite")
+    >>> tflite_predict(result.path, np.zeros((3, 4))).shape
     (3, 2)
     """
     import tensorflow as tf

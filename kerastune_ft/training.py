@@ -16,7 +16,6 @@ views: the backbone runs a fixed number of times instead of once per epoch.
 """
 
 import dataclasses
-import functools
 import json
 import math
 import os
@@ -603,32 +602,13 @@ def _improved(mode, value, best):
     return best is None or (value < best if mode == "min" else value > best)
 
 
-def _in_strategy_scope(function):
-    """Runs `fine_tune` in the scope of its strategy (see `kft.distribute`).
-
-    The models, optimizers and cached-feature models made while training
-    must belong to the strategy of the model's variables: the explicit
-    `strategy=`, else the model's own (it was built in a scope), else the
-    one in scope.
-    """
-
-    @functools.wraps(function)
-    def wrapper(model, *args, strategy=None, **kwargs):
-        if isinstance(model, keras.Model):
-            strategy = distribute.training_strategy(model, strategy)
-        with distribute.strategy_scope(strategy):
-            return function(model, *args, strategy=strategy, **kwargs)
-
-    return wrapper
-
-
-@_in_strategy_scope
+@distribute.trains_under_strategy
 def fine_tune(
     model,
     train,
     validation_data=None,
     *,
-    epochs=30,
+    epochs=None,
     unfreeze=None,
     learning_rate=None,
     fine_tune_learning_rate=None,
@@ -663,7 +643,13 @@ def fine_tune(
             `kft.build_image_classifier`.
         train: a `tf.data.Dataset` of `(inputs, labels)` batches.
         validation_data: a dataset like `train`, or `None`. Defaults to `None`.
-        epochs: maximum epochs per stage. Defaults to `30`.
+        epochs: maximum epochs per stage. Defaults to `None`: `4` when the
+            model trains transformer blocks (BERT-style fine-tuning converges
+            in 2-4 epochs; MediaPipe Model Maker's text default is 3), else
+            `30`; a head trained on cached features gets more epochs when
+            needed to make at least 500 optimizer steps (at most 300
+            epochs): small datasets make few steps per epoch, cached epochs
+            are cheap, and early stopping ends the run.
         unfreeze: `None` (head only), an int N (unfreeze the top N units),
             `"all"`, or a list of those or of dicts
             `{"top": N, "epochs": E, "learning_rate": LR}`, one per extra
@@ -688,7 +674,9 @@ def fine_tune(
             number of steps. Defaults to `0.1`.
         early_stopping: stop a stage when `monitor` stops improving for
             `patience` epochs. Defaults to `True`.
-        patience: early-stopping patience in epochs. Defaults to `5`.
+        patience: early-stopping patience in epochs; with `epochs=None`, a
+            longer head stage gets a tenth of its epochs when that is more.
+            Defaults to `5`.
         monitor: metric that picks the best epoch. Defaults to `"val_loss"`.
         reduce_lr_on_plateau: add `ReduceLROnPlateau` (only with
             `schedule="constant"`). Defaults to `False`.
@@ -758,6 +746,9 @@ def fine_tune(
             "`validation_data` must be a tf.data.Dataset or None. "
             f"Received: {type(validation_data).__name__}."
         )
+    auto_epochs = epochs is None
+    if auto_epochs:
+        epochs = _default_epochs(model)
     check_number("epochs", epochs, low=1, integer=True)
     if learning_rate is None:
         learning_rate = _compiled_setting(model, "learning_rate", 1e-3)
@@ -857,6 +848,13 @@ def fine_tune(
             feature_cache=feature_cache,
         )
         steps = _cardinality(fit_train)
+        if auto_epochs and index == 0 and cached.startswith("train") and steps:
+            # Few examples make few steps per epoch; a head on cached features
+            # needs a few hundred steps to converge, and they are cheap.
+            stage["epochs"] = min(
+                _MAX_HEAD_EPOCHS,
+                max(stage["epochs"], math.ceil(_MIN_HEAD_STEPS / steps)),
+            )
         total = steps * stage["epochs"] if steps else None
         if total is None and schedule != "constant":
             warnings.warn(
@@ -879,7 +877,11 @@ def fine_tune(
                 keras.callbacks.EarlyStopping(
                     monitor=monitor,
                     mode=mode,
-                    patience=patience,
+                    # Long automatic head stages get proportionally more patience:
+                    # a few-shot validation loss is noisy from epoch to epoch.
+                    patience=max(patience, stage["epochs"] // 10)
+                    if auto_epochs and index == 0
+                    else patience,
                     restore_best_weights=True,
                 )
             )
@@ -1101,6 +1103,23 @@ def _views_dataset(views_x, labels, batch_size, views, seed):
     return dataset.take(per_epoch).batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+# Whole-transformer fine-tuning (BERT recipe) vs a head on a frozen backbone.
+_TRANSFORMER_EPOCHS = 4
+_HEAD_EPOCHS = 30
+# A head on cached features trains for at least this many steps by default.
+_MIN_HEAD_STEPS = 500
+_MAX_HEAD_EPOCHS = 300
+
+
+def _default_epochs(model):
+    backbone = freezing.get_backbone(model)
+    if backbone is model or not backbone.trainable_weights:
+        return _HEAD_EPOCHS
+    if freezing.backbone_units(backbone).transformer:
+        return _TRANSFORMER_EPOCHS
+    return _HEAD_EPOCHS
+
+
 def _compiled_setting(model, name, default):
     """The model's compiled learning rate or AdamW weight decay, else `default`."""
     optimizer = getattr(model, "optimizer", None)
@@ -1143,18 +1162,19 @@ class FeatureCache:
 
     Example:
 
-    >>> import numpy as np, tensorflow as tf, kerastune_ft as kft
+    >>> import keras, numpy as np, tensorflow as tf, kerastune_ft as kft
     >>> x = np.random.rand(16, 32, 32, 3).astype("float32") * 255
     >>> ds = tf.data.Dataset.from_tensor_slices((x, np.arange(16) % 2)).batch(8)
     >>> cache = kft.training.FeatureCache()
     >>> for dropout in (0.1, 0.3):
+    ...     keras.utils.set_random_seed(0)  # the same backbone weights
     ...     model = kft.build_image_classifier(
     ...         "mobilenet_v2", 2, weights=None, input_shape=(32, 32, 3),
     ...         dropout=dropout)
     ...     _ = kft.fine_tune(model, ds, ds, epochs=1, feature_cache=cache,
     ...                       verbose=0)
-    >>> cache.misses, cache.hits
-    (2, 0)
+    >>> cache.misses, cache.hits  # train and validation features, computed once
+    (2, 2)
     """
 
     def __init__(self):

@@ -18,6 +18,7 @@ import math
 import numbers
 import os
 import time
+import warnings
 
 import keras
 import keras_tuner
@@ -26,6 +27,7 @@ import tensorflow as tf
 
 from kerastune_ft import freezing, training
 from kerastune_ft._validation import check_choice, check_number
+from kerastune_ft._warnings import KerasTuneFTWarning
 
 ALGORITHMS = ("bayesian", "random", "hyperband", "grid")
 
@@ -217,7 +219,8 @@ class FineTuneHyperModel(keras_tuner.HyperModel):
       `fine_tune_learning_rate` (unfrozen stage): `(1e-6, 1e-4, "log")`.
     - `freeze`: `"auto"` = frozen units for 100%, 90% and 75% of the
       backbone; `unfreeze`: `"auto"` = 0%, 10% and 25% of the units unfrozen
-      in a second stage (0 means no second stage).
+      in a second stage (0 means no second stage; when it is the only
+      choice, `fine_tune_learning_rate` is not searched).
     - `label_smoothing`: `[0.0, 0.1]`; `batch_size`: `[16, 32]`;
       `augmentation` (image builders): `["none", "light", "standard"]`.
 
@@ -241,14 +244,21 @@ class FineTuneHyperModel(keras_tuner.HyperModel):
 
     Example:
 
-    >>> import keras_tuner, kerastune_ft as kft
+    >>> import keras, kerastune_ft as kft
+    >>> def build(dropout=0.2, l2=0.0, freeze="all"):
+    ...     backbone = keras.Sequential([keras.Input((8, 8, 3)),
+    ...         keras.layers.Conv2D(4, 3), keras.layers.Conv2D(4, 3)])
+    ...     return kft.build_image_classifier(
+    ...         backbone, 2, dropout=dropout, l2=l2, freeze=freeze)
+    >>> import keras_tuner
     >>> hypermodel = kft.tuning.FineTuneHyperModel(
-    ...     kft.build_image_classifier, "mobilenet_v2", 3, weights=None,
-    ...     input_shape=(32, 32, 3), backbone_kwargs={"alpha": 0.35},
-    ...     space={"l1": 0.0, "batch_size": None})
-    >>> model = hypermodel.build(keras_tuner.HyperParameters())
-    >>> model.output_shape
-    (None, 3)
+    ...     build, space={"dropout": (0.0, 0.5), "l2": 0.0})
+    >>> hp = keras_tuner.HyperParameters()
+    >>> model = hypermodel.build(hp)
+    >>> hp.values["l2"], len(hypermodel.unit_names())
+    (0.0, 3)
+    >>> sorted(hp.values)[:4]
+    ['batch_size', 'dropout', 'fine_tune_learning_rate', 'freeze']
     """
 
     def __init__(
@@ -277,7 +287,16 @@ class FineTuneHyperModel(keras_tuner.HyperModel):
                     f"`fine_tune_kwargs` cannot set {key!r}: the search sets it. "
                     f"Received: fine_tune_kwargs keys {sorted(self.fine_tune_kwargs)}."
                 )
-        for key in self.user_space:
+        for key in self.fine_tune_kwargs:
+            if not _explicit(training.fine_tune, key):
+                raise ValueError(
+                    f"`fine_tune_kwargs` has {key!r}, which kft.fine_tune does not "
+                    "take. See help(kft.fine_tune) for its arguments. Received: "
+                    f"fine_tune_kwargs keys {sorted(self.fine_tune_kwargs)}."
+                )
+        for key, spec in self.user_space.items():
+            if spec is None:
+                continue
             if key in _BUILDER_PARAMS and not _accepts(builder, key):
                 raise ValueError(
                     f"`space` sets {key!r} but the builder has no `{key}` argument. "
@@ -290,6 +309,7 @@ class FineTuneHyperModel(keras_tuner.HyperModel):
                     "`space`. Keep one: pass a scalar in `space` to fix it."
                 )
         self._unit_names = None
+        self._transformer = False
         self._rebatched = {}
 
     # -- space ------------------------------------------------------------
@@ -330,7 +350,9 @@ class FineTuneHyperModel(keras_tuner.HyperModel):
                     "unfreeze depths cannot be searched. Set space={'freeze': None, "
                     "'unfreeze': None} or mark the backbone."
                 )
-            self._unit_names = list(freezing.backbone_units(backbone).names)
+            units = freezing.backbone_units(backbone)
+            self._unit_names = list(units.names)
+            self._transformer = units.transformer
             del probe, backbone
         return self._unit_names
 
@@ -356,7 +378,15 @@ class FineTuneHyperModel(keras_tuner.HyperModel):
     def _values(self, hp):
         """Declares every searched hyperparameter on `hp`; returns name -> value."""
         values = {}
-        for name, spec in self.space().items():
+        space = self.space()
+        unfreeze = space.get("unfreeze")
+        if unfreeze is not None and not isinstance(unfreeze, tuple):
+            moot = "fine_tune_learning_rate" not in self.user_space
+            if moot and self._depth_choices("unfreeze", unfreeze) == [0]:
+                # No second stage in any trial: its learning rate is moot
+                # (and would only multiply a grid search).
+                space.pop("fine_tune_learning_rate", None)
+        for name, spec in space.items():
             if name in ("freeze", "unfreeze") and not isinstance(spec, tuple):
                 counts = self._depth_choices(name, spec)
                 values[name] = _define(hp, name, counts)
@@ -392,13 +422,13 @@ class FineTuneHyperModel(keras_tuner.HyperModel):
 
     def _freeze_argument(self, count):
         names = self.unit_names()
-        # A unit name means "up to and including it" in every builder, while
-        # ints mean layers for images and blocks for transformers.
         if count <= 0:
             return "none"
         if count >= len(names):
             return "all"
-        return names[count - 1]
+        # Builders count layers for image backbones, but transformer blocks
+        # (after the always-frozen embeddings unit) for text backbones.
+        return count - 1 if self._transformer else count
 
     def fine_tune_arguments(self, hp):
         """The `kft.fine_tune` keyword arguments for `hp` (without data)."""
@@ -450,15 +480,24 @@ class FineTuneHyperModel(keras_tuner.HyperModel):
         """Like `fit`, but returns the `kft.FineTuneResult`."""
         arguments = self.fine_tune_arguments(hp)
         arguments.update(kwargs)
-        arguments = {
-            k: v for k, v in arguments.items() if _accepts(training.fine_tune, k)
-        }
+        # Only training batches matter; validation keeps its own batching,
+        # so its cached features serve every batch size.
         return training.fine_tune(
-            model,
-            self.batched(train, hp),
-            self.batched(validation_data, hp),
-            **arguments,
+            model, self.batched(train, hp), validation_data, **arguments
         )
+
+
+class _WrappedHyperModel(FineTuneHyperModel):
+    """Another `keras_tuner.HyperModel`: its `build(hp)` declares the space,
+    and trials still train through `kft.fine_tune` (its own `fit` is not
+    used)."""
+
+    def __init__(self, inner):
+        super().__init__(inner.build, space={k: None for k in DEFAULT_SPACE})
+        self.inner = inner
+
+    def build(self, hp):
+        return self.inner.build(hp)
 
 
 def _result_metrics(result):
@@ -776,16 +815,19 @@ def cross_validate(
 
     Example:
 
-    >>> import numpy as np, kerastune_ft as kft
-    >>> x = np.random.rand(30, 32, 32, 3).astype("float32") * 255
-    >>> y = np.arange(30) % 2
-    >>> build = lambda: kft.build_image_classifier(
-    ...     "mobilenet_v2", 2, weights=None, input_shape=(32, 32, 3),
-    ...     backbone_kwargs={"alpha": 0.35})
+    >>> import keras, kerastune_ft as kft
+    >>> def build(dropout=0.2, l2=0.0, freeze="all"):
+    ...     backbone = keras.Sequential([keras.Input((8, 8, 3)),
+    ...         keras.layers.Conv2D(4, 3), keras.layers.Conv2D(4, 3)])
+    ...     return kft.build_image_classifier(
+    ...         backbone, 2, dropout=dropout, l2=l2, freeze=freeze)
+    >>> import numpy as np
+    >>> x = np.random.rand(20, 8, 8, 3).astype("float32") * 255
+    >>> y = np.arange(20) % 2
     >>> cv = kft.cross_validate(
-    ...     build, (x, y), folds=3, seed=0, fine_tune_kwargs={"epochs": 1})
-    >>> len(cv.folds), sorted(cv.mean)[:1]
-    (3, ['accuracy'])
+    ...     build, (x, y), folds=2, seed=0, fine_tune_kwargs={"epochs": 1})
+    >>> len(cv.folds), "accuracy" in cv.mean
+    (2, True)
     """
     if not callable(build_fn):
         raise TypeError(
@@ -800,6 +842,12 @@ def cross_validate(
             raise ValueError(
                 f"`fine_tune_kwargs` cannot set {key!r}: cross_validate sets it."
             )
+    unknown = [k for k in fine_tune_kwargs if not _explicit(training.fine_tune, k)]
+    if unknown:
+        raise ValueError(
+            f"`fine_tune_kwargs` has {unknown}, which kft.fine_tune does not take. "
+            "See help(kft.fine_tune) for its arguments."
+        )
     fine_tune_kwargs.setdefault("verbose", 0)
     if seed is not None:
         fine_tune_kwargs.setdefault("seed", seed)
@@ -931,9 +979,6 @@ class _FineTuneTuner:
             arguments = hypermodel.fine_tune_arguments(hp)
             arguments.update(kwargs)
             arguments["callbacks"] = copy.deepcopy(callbacks) if callbacks else ()
-            arguments = {
-                k: v for k, v in arguments.items() if _accepts(training.fine_tune, k)
-            }
             result = training.fine_tune(model, fold_train, fold_val, **arguments)
             fold_metrics.append(_result_metrics(result))
             epochs.append(result.epochs_run)
@@ -1191,6 +1236,7 @@ def tune(
     stratified=True,
     feature_cache="auto",
     callbacks=(),
+    strategy=None,
     verbose=0,
 ):
     """Searches fine-tuning hyperparameters with keras-tuner.
@@ -1222,7 +1268,10 @@ def tune(
             budget is `fine_tune_kwargs["epochs"]`). Defaults to `10`.
         objective: the metric to optimize; its direction follows its name
             (accuracy/AUC/precision/recall/F1 up, everything else down). It is
-            also `fine_tune`'s `monitor`. Defaults to `"val_loss"`.
+            also `fine_tune`'s `monitor`. With a loss objective, a builder's
+            default space does not search `label_smoothing` (smoothed losses
+            are not comparable with unsmoothed ones). Defaults to
+            `"val_loss"`.
         directory: folder for trial results and weights. Defaults to `None`
             (keras-tuner's default, the current folder).
         project_name: sub-folder of `directory`. Defaults to `"kft_tune"`.
@@ -1235,12 +1284,18 @@ def tune(
             (e.g. `{"epochs": 10}`). Defaults to `None`.
         cross_validation: `None`, or k >= 2 to score each trial by its mean
             objective over k folds of `train` (its examples; `validation_data`
-            is then only used to retrain the best model). Defaults to `None`.
+            is then only used for early stopping when the best model is
+            retrained; without it the retraining runs the folds' mean number
+            of epochs). Defaults to `None`.
         stratified: stratified folds for `cross_validation`. Defaults to
             `True`.
-        feature_cache: `"auto"` shares one feature cache across trials when
-            `kft.fine_tune` supports it; `None` disables sharing; or a
-            `kft.training.FeatureCache` to use. Defaults to `"auto"`.
+        feature_cache: `"auto"` shares one new `kft.training.FeatureCache`
+            across the trials; `None` computes features afresh in every
+            trial; or a `FeatureCache` to use (and inspect: `.hits`,
+            `.misses`). Defaults to `"auto"`.
+        strategy: a `tf.distribute.Strategy` (or its name) given to the
+            builder, so each trial's model is built, and trained, under it.
+            Defaults to `None`.
         callbacks: extra Keras callbacks, deep-copied for every trial.
             Defaults to `()`.
         verbose: `0` silent, `1` keras-tuner's per-trial summary, `2` also
@@ -1253,17 +1308,19 @@ def tune(
 
     Example:
 
-    >>> import numpy as np, tempfile, tensorflow as tf, kerastune_ft as kft
-    >>> x = np.random.rand(32, 32, 32, 3).astype("float32") * 255
-    >>> y = np.arange(32) % 2
-    >>> ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
-    >>> hypermodel = kft.tuning.FineTuneHyperModel(
-    ...     kft.build_image_classifier, "mobilenet_v2", 2, weights=None,
-    ...     input_shape=(32, 32, 3), backbone_kwargs={"alpha": 0.35},
-    ...     space={"freeze": "all", "unfreeze": 0, "batch_size": None},
-    ...     fine_tune_kwargs={"epochs": 1})
-    >>> result = kft.tune(hypermodel, ds, ds, algorithm="random", max_trials=2,
-    ...                   directory=tempfile.mkdtemp(), seed=0)
+    >>> import keras, kerastune_ft as kft
+    >>> def build(dropout=0.2, l2=0.0, freeze="all"):
+    ...     backbone = keras.Sequential([keras.Input((8, 8, 3)),
+    ...         keras.layers.Conv2D(4, 3), keras.layers.Conv2D(4, 3)])
+    ...     return kft.build_image_classifier(
+    ...         backbone, 2, dropout=dropout, l2=l2, freeze=freeze)
+    >>> import numpy as np, tempfile, tensorflow as tf
+    >>> x = np.random.rand(20, 8, 8, 3).astype("float32") * 255
+    >>> ds = tf.data.Dataset.from_tensor_slices((x, np.arange(20) % 2)).batch(10)
+    >>> result = kft.tune(build, ds, ds, algorithm="random", max_trials=2,
+    ...                   directory=tempfile.mkdtemp(), seed=0,
+    ...                   space={"batch_size": None},
+    ...                   fine_tune_kwargs={"epochs": 1})
     >>> len(result.trials), result.best_model_source
     (2, 'restored')
     """
@@ -1316,6 +1373,11 @@ def tune(
                 "was given. Pass them to kft.tuning.FineTuneHyperModel(...) instead."
             )
     elif callable(builder_or_hypermodel):
+        space = dict(space or {})
+        if "loss" in objective:
+            # A smoothed loss is larger by construction: trials with and
+            # without smoothing would not be compared fairly on a loss.
+            space.setdefault("label_smoothing", None)
         hypermodel = FineTuneHyperModel(
             builder_or_hypermodel, space=space, fine_tune_kwargs=fine_tune_kwargs
         )
@@ -1327,9 +1389,26 @@ def tune(
     if not isinstance(hypermodel, FineTuneHyperModel):
         # A foreign HyperModel: wrap its build(hp) so trials still go through
         # fine_tune; its own fit() is not used.
-        hypermodel = FineTuneHyperModel(
-            hypermodel.build, space={k: None for k in DEFAULT_SPACE}
+        hypermodel = _WrappedHyperModel(hypermodel)
+
+    smoothing = hypermodel.space().get("label_smoothing")
+    if "loss" in objective and isinstance(smoothing, (list, tuple)):
+        warnings.warn(
+            f"`objective={objective!r}` is a loss, and `label_smoothing` is "
+            "searched: smoothed losses are larger by construction, so the search "
+            "is biased against smoothing. Use objective='val_accuracy' or fix "
+            "label_smoothing in `space`.",
+            KerasTuneFTWarning,
+            stacklevel=2,
         )
+    if strategy is not None:
+        if not _accepts(hypermodel.builder, "strategy"):
+            raise ValueError(
+                "`strategy` is given to the builder, but it has no `strategy` "
+                f"argument. Received: strategy={strategy!r}."
+            )
+        hypermodel = copy.copy(hypermodel)  # the caller's object stays as it was
+        hypermodel.builder_kwargs = {"strategy": strategy, **hypermodel.builder_kwargs}
 
     direction = _mode_of(objective)
     tuner_kwargs = {
@@ -1386,12 +1465,24 @@ def tune(
     _release_memory()
     if cross_validation:
         model = hypermodel.build(best_hp)
+        retrain = dict(search_kwargs)
+        if validation_data is None:
+            # Nothing to stop on: train as long as the folds did on average.
+            rows = {r["trial_id"]: r for r in _trial_rows(tuner)}
+            epochs = rows[best_trial.trial_id].get("epochs") or 1
+            retrain.update(
+                monitor="loss", early_stopping=False, epochs=max(1, int(epochs))
+            )
         hypermodel.fine_tune(
-            best_hp, model, train, validation_data, verbose=0, **search_kwargs
+            best_hp, model, train, validation_data, verbose=0, **retrain
         )
         source = "retrained"
     else:
-        model = tuner.load_model(best_trial)
+        with warnings.catch_warnings():
+            # The fresh model's optimizer is not built yet; only its weights
+            # matter here, and those load.
+            warnings.filterwarnings("ignore", message="Skipping variable loading")
+            model = tuner.load_model(best_trial)
         source = "restored"
     return TuneResult(
         best_hyperparameters=best_hp,
@@ -1408,16 +1499,11 @@ def tune(
 def _feature_cache(feature_cache):
     if feature_cache is None or feature_cache is False:
         return None
-    if not _accepts(training.fine_tune, "feature_cache") or not _explicit(
-        training.fine_tune, "feature_cache"
-    ):
-        if feature_cache == "auto":
-            return None
-        raise ValueError(
-            "This version of kft.fine_tune has no `feature_cache` argument. "
-            f"Use feature_cache='auto' or None. Received: {feature_cache!r}."
-        )
     if feature_cache == "auto":
-        cls = getattr(training, "FeatureCache", None)
-        return cls() if cls is not None else None
+        return training.FeatureCache()
+    if not isinstance(feature_cache, training.FeatureCache):
+        raise TypeError(
+            "`feature_cache` must be 'auto', None or a kft.training.FeatureCache. "
+            f"Received: feature_cache={feature_cache!r}."
+        )
     return feature_cache

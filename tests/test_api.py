@@ -18,6 +18,20 @@ EXPECTED = {
     "data",
     "describe_layers",
     "freezing",
+    "Diagnosis",
+    "Evaluation",
+    "FeatureCache",
+    "FineTuneHyperModel",
+    "OverfittingMonitor",
+    "Report",
+    "cross_validate",
+    "diagnose",
+    "distribute",
+    "evaluate",
+    "evaluation",
+    "export",
+    "tune",
+    "tuning",
 }
 
 
@@ -38,6 +52,11 @@ def test_public_callables_have_examples():
         "describe_layers",
         "fine_tune",
         "unfreeze",
+        "diagnose",
+        "evaluate",
+        "export",
+        "tune",
+        "cross_validate",
     ):
         doc = getattr(kft, name).__doc__ or ""
         assert "Args:" in doc and "Returns:" in doc and "Example" in doc, name

@@ -132,6 +132,25 @@ def test_feature_cache_is_shared_across_runs_with_the_same_frozen_part():
     assert len(cache) == 0
 
 
+def test_default_epochs_depend_on_what_trains():
+    assert training._default_epochs(tiny_model()) == 30
+    plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    assert training._default_epochs(plain) == 30
+    blocks = keras.Sequential(
+        [
+            keras.Input((3,)),
+            keras.layers.Dense(2, name="embeddings"),
+            keras.layers.Dense(2, name="transformer_layer_0"),
+        ],
+        name="backbone",
+    )
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(blocks(inputs)))
+    assert training._default_epochs(model) == 4
+    blocks.trainable = False
+    assert training._default_epochs(model) == 30
+
+
 def test_defaults_follow_the_compiled_optimizer():
     model = tiny_model()
     model.compile(

@@ -13,6 +13,7 @@ import warnings
 
 import keras
 
+from kerastune_ft import distribute
 from kerastune_ft._validation import check_choice
 from kerastune_ft._warnings import KerasTuneFTWarning
 from kerastune_ft.augment.image import image_augmentation
@@ -37,6 +38,7 @@ from kerastune_ft.freezing import BACKBONE_NAME, freeze_backbone
 _INCLUDE_PREPROCESSING = "include_preprocessing"
 
 
+@distribute.builds_under_strategy
 def build_image_classifier(
     backbone,
     num_classes,
@@ -60,6 +62,7 @@ def build_image_classifier(
     preprocessing="auto",
     bn_trainable=False,
     name=None,
+    strategy=None,
 ):
     """Builds an image classifier on a pretrained backbone.
 
@@ -128,6 +131,11 @@ def build_image_classifier(
         bn_trainable: let unfrozen BatchNormalization layers train and
             update their moving statistics. Defaults to `False`.
         name: model name. Defaults to `None` (`"<backbone>_classifier"`).
+        strategy: a `tf.distribute.Strategy` (or `"mirrored"`,
+            `"multi_worker"`, `"default"`) whose scope creates the model's
+            variables; pass the same one to `kft.fine_tune`. Building inside
+            `with strategy.scope():` does the same. Defaults to `None` (the
+            strategy in scope, if any). See `docs/distributed.md`.
 
     Returns:
         A functional `keras.Model`, compiled when `compile=True`.

@@ -11,6 +11,7 @@ import keras
 import keras_hub
 import numpy as np
 
+from kerastune_ft import distribute
 from kerastune_ft._validation import check_choice, check_number
 from kerastune_ft.builders.head import (
     NO_DECAY_VARIABLES,
@@ -352,6 +353,7 @@ def _as_text_list(train_texts):
     return texts
 
 
+@distribute.builds_under_strategy
 def build_text_classifier(
     backbone,
     num_classes,
@@ -370,6 +372,7 @@ def build_text_classifier(
     learning_rate=5e-5,
     weight_decay=0.01,
     verbose=0,
+    strategy=None,
 ):
     """Builds a text classifier on a pretrained keras-hub transformer.
 
@@ -419,6 +422,12 @@ def build_text_classifier(
             Defaults to `0.01`.
         verbose: 0 is quiet; 1 prints the chosen sequence length and the
             frozen units. Defaults to `0`.
+        strategy: a `tf.distribute.Strategy` (or `"mirrored"`,
+            `"multi_worker"`, `"default"`) whose scope creates the model's
+            variables (the pretrained weights are loaded into them); pass the
+            same one to `kft.fine_tune`. Building inside
+            `with strategy.scope():` does the same. Defaults to `None` (the
+            strategy in scope, if any). See `docs/distributed.md`.
 
     Returns:
         A `kft.builders.text.TransferTextClassifier` (a keras-hub

@@ -338,10 +338,6 @@ def _suggestions(verdict, facts, evidence, stages):
             f"{evidence.get('monitor', 'monitored metric')} was still improving when "
             "training stopped."
         )
-        if evidence.get("patience_hint"):
-            out.append(
-                "Use a larger early-stopping patience (kft.fine_tune(patience=10))."
-            )
     else:
         out.append(
             "Nothing urgent. Measure it on held-out and other-domain data with "
@@ -768,7 +764,6 @@ def _verdict(
         gain = (now - prev) / max(abs(prev), 1e-12)
     evidence["recent_gain"] = float(gain)
     if gain >= STILL_IMPROVING_MIN_GAIN:
-        evidence["patience_hint"] = restored is True
         return (
             "still_improving",
             f"still improving when stopped: {monitor} improved {_pct(gain)} in the "

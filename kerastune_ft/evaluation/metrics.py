@@ -33,9 +33,9 @@ def expected_calibration_error(probabilities, labels, *, bins=ECE_BINS):
     Example:
 
     >>> import numpy as np, kerastune_ft as kft
-    >>> p = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
+    >>> p = np.array([[0.9, 0.1], [0.82, 0.18], [0.3, 0.7], [0.62, 0.38]])
     >>> round(kft.evaluation.metrics.expected_calibration_error(p, [0, 0, 1, 1]), 3)
-    0.35
+    0.3
     """
     probabilities = np.asarray(probabilities, dtype="float64")
     labels = np.asarray(labels).reshape(-1)
@@ -422,16 +422,13 @@ class Evaluation:
                     )
                 )
         parts.append("<h3>Per class</h3>")
-        header = ["class"]
-        for name in self.names:
-            header += [f"{name} precision", f"{name} recall", f"{name} F1", f"{name} n"]
-        rows = []
-        for c in self.class_names:
-            row = [c]
-            for name in self.names:
-                pc = self.results[name]["per_class"][c]
-                row += [pc["precision"], pc["recall"], pc["f1"], pc["support"]]
-            rows.append(row)
+        header = ["set", "class", "precision", "recall", "F1", "n"]
+        rows = [
+            [name, c]
+            + [r["per_class"][c][k] for k in ("precision", "recall", "f1", "support")]
+            for name, r in self.results.items()
+            for c in self.class_names
+        ]
         parts.append(_html.table(header, rows))
         if include_plots:
             parts.append(

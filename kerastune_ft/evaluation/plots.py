@@ -36,6 +36,8 @@ def learning_curves(diagnosis, *, figsize=None):
     >>> len(kft.evaluation.plots.learning_curves(d).axes)
     1
     """
+    from matplotlib.ticker import MaxNLocator
+
     metric = diagnosis.metric
     panels = [("loss", "loss")]
     if metric and any(e.get(metric) is not None for e in diagnosis.epochs):
@@ -61,9 +63,10 @@ def learning_curves(diagnosis, *, figsize=None):
                 ms=3,
                 label=f"val {key}",
             )
-        for stage in diagnosis.stages[1:]:
+        for i, stage in enumerate(diagnosis.stages[1:]):
             x = stage["first_epoch"] - 0.5
-            ax.axvline(x, color="gray", ls=":", lw=1)
+            label = "stage boundary" if i == 0 else None
+            ax.axvline(x, color="gray", ls=":", lw=1, label=label)
             ax.annotate(
                 stage["name"],
                 (x, 1.0),
@@ -91,6 +94,7 @@ def learning_curves(diagnosis, *, figsize=None):
                 alpha=0.08,
                 label=f"overfitting (from epoch {diagnosis.overfit_epoch})",
             )
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_title(title)
         ax.grid(alpha=0.3)

@@ -1,0 +1,132 @@
+"""kft.tuning.cross_validate on tiny models (no pretrained weights)."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import kerastune_ft as kft
+from kerastune_ft import tuning
+
+
+def tiny_builder(dropout=0.1):
+    backbone = keras.Sequential(
+        [keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3), keras.layers.Conv2D(6, 3)]
+    )
+    model = kft.build_image_classifier(backbone, 3, dropout=dropout, compile=False)
+    model.compile(
+        optimizer="adam",
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def tiny_data(n=24, seed=0):
+    rng = np.random.default_rng(seed)
+    y = (np.arange(n) % 3).astype("int32")
+    x = rng.uniform(0, 80, size=(n, 8, 8, 3)).astype("float32")
+    x[..., 0] += 60.0 * y[:, None, None]  # learnable: the class shifts red
+    return x, y
+
+
+def test_folds_metrics_mean_std_verdicts_and_plot():
+    x, y = tiny_data()
+    cv = tuning.cross_validate(
+        tiny_builder,
+        (x, y),
+        folds=2,
+        seed=0,
+        fine_tune_kwargs={"epochs": 3},
+        batch_size=6,
+    )
+    assert [f.fold for f in cv.folds] == [1, 2]
+    assert [f.repeat for f in cv.folds] == [1, 1]
+    for f in cv.folds:
+        assert (f.train_size, f.val_size) == (12, 12)
+        assert len(f.history["loss"]) == f.epochs_run == 3
+        assert set(f.metrics) == {"loss", "accuracy"}
+        assert f.verdict in {
+            "overfitting",
+            "underfitting",
+            "still_improving",
+            "fits_well",
+        }
+        assert f.peak_rss_mb is None or f.peak_rss_mb > 0
+    accuracies = [f.metrics["accuracy"] for f in cv.folds]
+    assert cv.mean["accuracy"] == pytest.approx(np.mean(accuracies))
+    assert cv.std["accuracy"] == pytest.approx(np.std(accuracies))
+    assert cv.verdicts == [f.verdict for f in cv.folds]
+    assert "accuracy: " in cv.summary("accuracy") and "over 2 folds" in cv.summary()
+    json.dumps(cv.to_dict())  # serializable, for reports
+    fig = cv.plot()
+    # train and held-out curves for every fold
+    assert len(fig.axes[0].get_lines()) >= 4
+
+
+def test_repeats_reshuffle_the_folds():
+    x, y = tiny_data()
+    splits = list(tuning._splitter(2, True, 2, 0).split(x, y))
+    assert len(splits) == 4
+    # The second repeat is a different partition of the same examples.
+    assert sorted(splits[0][1]) != sorted(splits[2][1]) or sorted(
+        splits[0][1]
+    ) != sorted(splits[3][1])
+
+
+def test_stratified_folds_keep_class_balance():
+    x, y = tiny_data(n=30)
+    splitter = tuning._splitter(3, True, 1, 0)
+    for _, val_idx in splitter.split(x, y):
+        # 10 examples per class over 3 folds: 3 or 4 of each class per fold
+        assert set(np.bincount(y[val_idx], minlength=3).tolist()) <= {3, 4}
+
+
+def test_examples_from_loaded_data_dataset_and_lists():
+    data = kft.data.load_texts(
+        (["good", "bad", "great", "awful", "fine", "poor"] * 4, [1, 0] * 12),
+        val_split=0.25,
+    )
+    x, y = tuning._examples(data)
+    assert len(x) == len(y) == 24  # train and val pooled
+    x, y = tuning._examples(data, ("train",))
+    assert len(x) == 18
+    ds = tf.data.Dataset.from_tensor_slices((["a", "b", "c"], [0, 1, 0])).batch(2)
+    x, y = tuning._examples(ds)
+    assert list(x) == ["a", "b", "c"] and list(y) == [0, 1, 0]
+    x, y = tuning._examples((["a", "b"], [0, 1]))
+    assert len(x) == 2
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"folds": 1}, ValueError, "folds"),
+        ({"repeats": 0}, ValueError, "repeats"),
+        (
+            {"folds": 9},
+            ValueError,
+            r"smallest class has 8 examples, fewer than `folds=9`",
+        ),
+        ({"build_fn": "mobilenet_v2"}, TypeError, "build_fn"),
+        ({"data": "flowers/"}, TypeError, "LoadedData"),
+        ({"data": ([1, 2, 3], [0, 1])}, ValueError, "differ in length"),
+        ({"fine_tune_kwargs": {"train": None}}, ValueError, "cannot set 'train'"),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+        ({"fine_tune_kwargs": {"epoch": 3}}, ValueError, r"\['epoch'\]"),
+        (
+            {"data": (np.zeros((24, 8, 8, 3)), np.eye(3)[np.arange(24) % 3])},
+            ValueError,
+            "stratified=False",
+        ),
+    ],
+)
+def test_bad_arguments_fail_before_training(kwargs, error, match):
+    arguments = {"build_fn": tiny_builder, "data": tiny_data(), "folds": 2}
+    arguments.update(kwargs)
+    build_fn = arguments.pop("build_fn")
+    data = arguments.pop("data")
+    with pytest.raises(error, match=match):
+        tuning.cross_validate(build_fn, data, **arguments)
