@@ -163,7 +163,7 @@ def load_run_data(
     return data
 
 
-def build_run_model(cfg, data):
+def build_run_model(cfg, data, strategy=None):
     """Builds the classifier a `RunConfig` describes, for `data`'s classes.
 
     Args:
@@ -199,6 +199,7 @@ def build_run_model(cfg, data):
             weight_decay=cfg.training.weight_decay,
             backbone_kwargs=dict(m.backbone_kwargs),
             preprocessing=m.preprocessing,
+            strategy=strategy,
         )
     return kft.build_text_classifier(
         m.backbone,
@@ -213,6 +214,7 @@ def build_run_model(cfg, data):
         load_weights=m.weights != "none",
         learning_rate=cfg.training.learning_rate,
         weight_decay=cfg.training.weight_decay,
+        strategy=strategy,
     )
 
 
@@ -301,7 +303,9 @@ def _jsonable(value):
     return json.loads(json.dumps(value, default=lambda o: repr(o)))
 
 
-def run_training(cfg, out, *, resume=False, verbose=1):
+def run_training(
+    cfg, out, *, resume=False, verbose=1, strategy=None, checkpoint_dir=None
+):
     """Runs one training job from a `RunConfig` into the run directory `out`.
 
     Writes `config.toml` (the resolved config), `model.keras`,
@@ -315,6 +319,11 @@ def run_training(cfg, out, *, resume=False, verbose=1):
         resume: continue the run in `out`. Defaults to `False`.
         verbose: `0` quiet, `1` progress lines, `2` also Keras progress
             bars. Defaults to `1`.
+        strategy: a `tf.distribute.Strategy` to build and train under.
+            Defaults to `None`.
+        checkpoint_dir: where checkpoints go. Defaults to `None`:
+            `out/checkpoints` (multi-worker runs give every worker the
+            chief's, on storage they all read).
 
     Returns:
         A dict with `model`, `result` (the `kft.FineTuneResult`),
@@ -334,7 +343,7 @@ def run_training(cfg, out, *, resume=False, verbose=1):
     say("      " + str(data).replace("\n", "\n      "))
     (out / CLASS_NAMES_FILE).write_text(json.dumps(list(data.class_names)))
     say(f"[2/4] Building the {cfg.task} classifier on {cfg.model.backbone!r}")
-    model = build_run_model(cfg, data)
+    model = build_run_model(cfg, data, strategy=strategy)
     t = cfg.training
     say(
         f"[3/4] Fine-tuning (up to {t.epochs} epochs per stage"
@@ -358,7 +367,8 @@ def run_training(cfg, out, *, resume=False, verbose=1):
         patience=t.patience,
         monitor=t.monitor,
         cache_features=t.cache_features,
-        checkpoint_dir=str(out / CHECKPOINT_DIR),
+        checkpoint_dir=str(checkpoint_dir or out / CHECKPOINT_DIR),
+        strategy=strategy,
         seed=t.seed,
         verbose={0: 0, 1: 2, 2: 1}[verbose],
     )
@@ -417,14 +427,32 @@ def run_training(cfg, out, *, resume=False, verbose=1):
 
 
 def _train(args):
+    import kerastune_ft as kft
     from kerastune_ft.config import load_config
 
     cfg = load_config(args.config, args.set)
     if args.out:
         cfg = cfg.replace(output=dataclasses.replace(cfg.output, dir=args.out))
-    run_training(
-        cfg, pathlib.Path(cfg.output.dir), resume=args.resume, verbose=args.verbose
-    )
+    out = pathlib.Path(cfg.output.dir)
+    try:
+        strategy = kft.distribute.resolve_strategy(args.strategy)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if args.strategy and not kft.distribute.is_chief(strategy):
+        # Only the chief writes the run directory; the other workers train
+        # the same model (collectives need them) into a throwaway folder.
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as scratch:
+            run_training(
+                cfg,
+                pathlib.Path(scratch),
+                verbose=0,
+                strategy=strategy,
+                checkpoint_dir=out / CHECKPOINT_DIR,
+            )
+        return EXIT_OK
+    run_training(cfg, out, resume=args.resume, verbose=args.verbose, strategy=strategy)
     return EXIT_OK
 
 
@@ -875,6 +903,13 @@ def build_parser():
         "--resume",
         action="store_true",
         help="continue an interrupted run in its run directory (same config)",
+    )
+    train.add_argument(
+        "--strategy",
+        choices=("default", "mirrored", "multi_worker"),
+        default=None,
+        help="tf.distribute strategy: mirrored (all local GPUs) or multi_worker "
+        "(hosts described by TF_CONFIG; see docs/distributed.md). Default: none",
     )
     _add_quiet(train)
     train.set_defaults(func=_train)

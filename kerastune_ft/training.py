@@ -1173,8 +1173,8 @@ class FeatureCache:
     ...         dropout=dropout)
     ...     _ = kft.fine_tune(model, ds, ds, epochs=1, feature_cache=cache,
     ...                       verbose=0)
-    >>> cache.misses, cache.hits  # train and validation features, computed once
-    (2, 2)
+    >>> cache.misses, cache.hits  # `ds` is train and validation: computed once
+    (1, 3)
     """
 
     def __init__(self):

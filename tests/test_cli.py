@@ -85,7 +85,17 @@ def test_no_command_prints_help_and_exits_2(capsys):
     "command, words",
     [
         ([], ["demo", "Exit codes"]),
-        (["train"], ["--set", "--resume", "[training]", "data/configs", "examples"]),
+        (
+            ["train"],
+            [
+                "--set",
+                "--resume",
+                "[training]",
+                "data/configs",
+                "examples",
+                "--strategy",
+            ],
+        ),
         (["evaluate"], ["NAME=PATH", "domain shift", "--out"]),
         (["export"], ["--quantize", "int8", "--representative", "token ids"]),
         (["describe"], ["freeze", "--layers", "alpha=0.35"]),
@@ -140,6 +150,7 @@ def test_errors_are_one_line_and_exit_2(argv, message, capsys, tiny_config, tmp_
         ["export", "m.keras", "--format", "tflite", "--quantize", "int4"],
         ["demo", "--epochs", "many"],
         ["demo", "--task", "audio"],
+        ["train", "x.toml", "--strategy", "horovod"],
     ],
 )
 def test_bad_usage_exits_2(argv):
