@@ -211,9 +211,21 @@ def _recompile(model, optimizer, label_smoothing=None, like=None):
     model.compile(**config)
 
 
+# Loss names a model may be compiled with, as the classes that take smoothing.
+_LOSS_CLASSES = {
+    "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy,
+    "categorical_crossentropy": keras.losses.CategoricalCrossentropy,
+    "binary_crossentropy": keras.losses.BinaryCrossentropy,
+}
+
+
 def _smoothed_loss(loss, label_smoothing):
     if isinstance(loss, str):
-        loss = keras.losses.get(loss)
+        # keras.losses.get turns a name into a plain function; the class form
+        # is what carries from_logits and label_smoothing.
+        loss = (
+            _LOSS_CLASSES[loss]() if loss in _LOSS_CLASSES else keras.losses.get(loss)
+        )
     if isinstance(loss, (SparseCategoricalCrossentropyWithSmoothing,)):
         return SparseCategoricalCrossentropyWithSmoothing(
             from_logits=loss.from_logits, label_smoothing=label_smoothing

@@ -132,6 +132,16 @@ def test_feature_cache_is_shared_across_runs_with_the_same_frozen_part():
     assert len(cache) == 0
 
 
+def test_label_smoothing_with_a_loss_given_by_name():
+    model = tiny_model()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    result = kft.fine_tune(
+        model, tiny_data(), tiny_data(), epochs=1, label_smoothing=0.1, verbose=0
+    )
+    assert result.epochs_run == 1
+    assert isinstance(model.loss, training.SparseCategoricalCrossentropyWithSmoothing)
+
+
 def test_default_epochs_depend_on_what_trains():
     assert training._default_epochs(tiny_model()) == 30
     plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
