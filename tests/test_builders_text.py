@@ -282,14 +282,20 @@ def test_keras_layout_directory_roundtrip(tmp_path):
     )
 
 
-def test_fine_tune_caches_validation_features_of_a_frozen_text_backbone():
+def test_fine_tune_caches_features_of_a_frozen_text_backbone():
     # BERT's dropout acts inside the frozen encoder during fit (Keras 3), so
-    # only validation features are cached; training runs the full model.
+    # training features are cached as dropout "views" (or, with
+    # augmented_views=0, only validation features are cached).
     texts = TEXTS * 2
     labels = np.arange(len(texts)) % 2
     data = tf.data.Dataset.from_tensor_slices((texts, labels)).batch(4)
     model = build(freeze="all")
     result = kft.fine_tune(model, data, data, epochs=2, verbose=0, seed=0)
+    assert result.stages[0].cached == "train (8 views)+val"
+    model = build(freeze="all")
+    result = kft.fine_tune(
+        model, data, data, epochs=2, augmented_views=0, verbose=0, seed=0
+    )
     assert result.stages[0].cached == "val"
     assert len(result.history["val_loss"]) == 2
     assert model.predict(TEXTS[:2], verbose=0).shape == (2, 2)
