@@ -475,10 +475,6 @@ def _load_model(path):
     return keras.models.load_model(path)
 
 
-def _is_text(model):
-    return getattr(model, "preprocessor", None) is not None
-
-
 def _model_class_names(model_path):
     path = pathlib.Path(model_path).with_name(CLASS_NAMES_FILE)
     return json.loads(path.read_text()) if path.is_file() else None
@@ -488,7 +484,7 @@ def _load_for_model(model, source, class_names, args):
     import kerastune_ft as kft
 
     common = dict(val_split=0.0, batch_size=args.batch_size, class_names=class_names)
-    if _is_text(model):
+    if kft.freezing.is_text_model(model):
         return kft.data.load_texts(source, **common)
     size = tuple(model.inputs[0].shape[1:3])
     if None in size:

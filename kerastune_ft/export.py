@@ -31,6 +31,7 @@ import keras
 import numpy as np
 
 from kerastune_ft._validation import check_choice, check_number
+from kerastune_ft.freezing import is_text_model
 
 FORMATS = ("keras", "saved_model", "tflite")
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
@@ -69,12 +70,6 @@ class ExportResult:
         ]
         lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
-
-
-def _is_text_model(model):
-    return getattr(model, "preprocessor", None) is not None and hasattr(
-        model.preprocessor, "tokenizer"
-    )
 
 
 def output_activation(model):
@@ -125,7 +120,7 @@ def _input_signature(model):
     """TensorSpecs of the model's (token id or pixel) inputs, batch left free."""
     import tensorflow as tf
 
-    if _is_text_model(model):
+    if is_text_model(model):
         length = int(model.preprocessor.sequence_length)
         return {
             name: tf.TensorSpec((None, length), tensor.dtype, name=name)
@@ -141,7 +136,7 @@ def _input_signature(model):
 
 
 def _describe_inputs(model, tokenized):
-    if _is_text_model(model):
+    if is_text_model(model):
         length = int(model.preprocessor.sequence_length)
         names = ", ".join(model.input)
         if tokenized:
@@ -274,7 +269,7 @@ def _export_saved_model(model, path):
     call = _probabilities_fn(model)
     signature = _input_signature(model)
     notes = ()
-    if _is_text_model(model):
+    if is_text_model(model):
         preprocessor = model.preprocessor
         archive.track(preprocessor)
 
@@ -309,7 +304,7 @@ def _calibration_inputs(model, data, limit, signature):
     """Yields single-example inputs (batch of 1) for int8 calibration."""
     import tensorflow as tf
 
-    text = _is_text_model(model)
+    text = is_text_model(model)
     if text:
         dtypes = {k: spec.dtype.as_numpy_dtype for k, spec in signature.items()}
     if isinstance(data, tf.data.Dataset):
@@ -352,7 +347,7 @@ def _export_tflite(model, path, quantize, representative_data, limit):
 
     call = _probabilities_fn(model)
     signature = _input_signature(model)
-    text = _is_text_model(model)
+    text = is_text_model(model)
     with tempfile.TemporaryDirectory() as tmp:
         archive = keras.export.ExportArchive()
         archive.track(model)

@@ -52,6 +52,29 @@ def get_backbone(model):
     return model
 
 
+def is_text_model(model):
+    """Whether `model` reads raw strings through a tokenizing preprocessor.
+
+    One test for every module that treats text and image models differently
+    (loading data for evaluation, export signatures, diagnosis advice).
+
+    Args:
+        model: any Keras model.
+
+    Returns:
+        `True` for keras-hub text tasks (such as `kft.build_text_classifier`
+        models) that carry a preprocessor with a tokenizer, else `False`.
+
+    Example:
+
+    >>> import keras, kerastune_ft as kft
+    >>> kft.freezing.is_text_model(keras.Sequential([keras.layers.Dense(2)]))
+    False
+    """
+    preprocessor = getattr(model, "preprocessor", None)
+    return preprocessor is not None and hasattr(preprocessor, "tokenizer")
+
+
 def resolve_freeze_count(
     freeze, num_units, *, unit="layers", names=None, what="The backbone"
 ):

@@ -5,51 +5,19 @@ import keras_hub
 import numpy as np
 import pytest
 import tensorflow as tf
+from _tiny import LABELS, TEXTS, tiny_bert_backbone, tiny_bert_preprocessor
 
 import kerastune_ft as kft
 from kerastune_ft.backbones import text as backbones_text
 from kerastune_ft.builders import text as builders_text
 
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + (
-    "the a good bad great awful phone battery love hate it is not very".split()
-)
-TEXTS = [
-    "the phone is good",
-    "battery is bad",
-    "love it",
-    "hate it",
-    "great phone",
-    "awful battery",
-    "the battery is very good",
-    "it is not good",
-]
-LABELS = np.array([1, 0, 1, 0, 1, 0, 1, 0])
-
-
-def tiny_backbone(num_layers=2):
-    return keras_hub.models.BertBackbone(
-        vocabulary_size=len(VOCAB),
-        num_layers=num_layers,
-        num_heads=2,
-        hidden_dim=16,
-        intermediate_dim=32,
-        max_sequence_length=32,
-    )
-
-
-def tiny_preprocessor():
-    tokenizer = keras_hub.models.BertTokenizer(vocabulary=VOCAB, lowercase=True)
-    return keras_hub.models.BertTextClassifierPreprocessor(
-        tokenizer, sequence_length=16
-    )
-
 
 def build(num_layers=2, **kwargs):
     kwargs.setdefault("train_texts", TEXTS)
     return kft.build_text_classifier(
-        tiny_backbone(num_layers),
+        tiny_bert_backbone(num_layers),
         kwargs.pop("num_classes", 2),
-        preprocessor=tiny_preprocessor(),
+        preprocessor=tiny_bert_preprocessor(),
         **kwargs,
     )
 
@@ -148,7 +116,7 @@ def test_bad_arguments(kwargs, error, match):
 
 def test_backbone_instance_needs_preprocessor():
     with pytest.raises(TypeError, match="needs its `preprocessor`"):
-        kft.build_text_classifier(tiny_backbone(), 2)
+        kft.build_text_classifier(tiny_bert_backbone(), 2)
 
 
 def test_sequence_length_auto_forced_and_fallback():
@@ -270,7 +238,7 @@ def test_directory_without_config(tmp_path):
 
 
 def test_keras_layout_directory_roundtrip(tmp_path):
-    backbone, preprocessor = tiny_backbone(), tiny_preprocessor()
+    backbone, preprocessor = tiny_bert_backbone(), tiny_bert_preprocessor()
     backbone.save_to_preset(str(tmp_path))
     preprocessor.save_to_preset(str(tmp_path))
     model = kft.build_text_classifier(

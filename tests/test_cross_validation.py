@@ -2,34 +2,17 @@
 
 import json
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from _tiny import tiny_arrays, tiny_builder
 
 import kerastune_ft as kft
 from kerastune_ft import tuning
 
 
-def tiny_builder(dropout=0.1):
-    backbone = keras.Sequential(
-        [keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3), keras.layers.Conv2D(6, 3)]
-    )
-    model = kft.build_image_classifier(backbone, 3, dropout=dropout, compile=False)
-    model.compile(
-        optimizer="adam",
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-        metrics=["accuracy"],
-    )
-    return model
-
-
 def tiny_data(n=24, seed=0):
-    rng = np.random.default_rng(seed)
-    y = (np.arange(n) % 3).astype("int32")
-    x = rng.uniform(0, 80, size=(n, 8, 8, 3)).astype("float32")
-    x[..., 0] += 60.0 * y[:, None, None]  # learnable: the class shifts red
-    return x, y
+    return tiny_arrays(n, seed=seed)
 
 
 def test_folds_metrics_mean_std_verdicts_and_plot():

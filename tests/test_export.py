@@ -12,22 +12,9 @@ import keras_hub
 import numpy as np
 import pytest
 import tensorflow as tf
+from _tiny import TEXTS, tiny_bert_backbone, tiny_bert_preprocessor
 
 from kerastune_ft.export import ExportResult, export, output_activation, tflite_predict
-
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + (
-    "the a good bad great awful phone battery love hate it is not very".split()
-)
-TEXTS = [
-    "the phone is good",
-    "battery is bad",
-    "love it",
-    "hate it",
-    "great phone",
-    "awful battery",
-    "the battery is very good",
-    "it is not good",
-]
 
 
 def small_image_model():
@@ -66,20 +53,11 @@ def softmax(x):
 def tiny_text_model():
     import kerastune_ft as kft
 
-    backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=len(VOCAB),
-        num_layers=1,
-        num_heads=2,
-        hidden_dim=16,
-        intermediate_dim=32,
-        max_sequence_length=32,
-    )
-    tokenizer = keras_hub.models.BertTokenizer(vocabulary=VOCAB, lowercase=True)
-    preprocessor = keras_hub.models.BertTextClassifierPreprocessor(
-        tokenizer, sequence_length=16
-    )
     return kft.build_text_classifier(
-        backbone, 2, preprocessor=preprocessor, train_texts=TEXTS
+        tiny_bert_backbone(num_layers=1),
+        2,
+        preprocessor=tiny_bert_preprocessor(),
+        train_texts=TEXTS,
     )
 
 

@@ -209,9 +209,7 @@ def inspect_model(model):
         "augmentation": False,
         "num_classes": None,
     }
-    if getattr(model, "preprocessor", None) is not None or any(
-        "Text" in type(c).__name__ for c in type(model).__mro__
-    ):
+    if freezing.is_text_model(model):
         facts["modality"] = "text"
     backbone = freezing.get_backbone(model)
     inside = set()
