@@ -6,10 +6,14 @@ EPOCHS epochs through `kft.fine_tune` (builder defaults: embeddings frozen,
 AdamW 5e-5, cosine schedule) and is scored on its held-out fold. Early
 stopping is off, so the held-out fold never influences training and the
 mean +/- std is an unbiased estimate. Resident memory is recorded after
-every fold (the Keras session is cleared between folds).
+every fold (the Keras session is cleared between folds). With ISOLATE=1
+every fold trains in its own subprocess (`cross_validate(isolate=True)`):
+the RSS column is then the fold process's, and this process's RSS is printed
+after each fold.
 
     python benchmarks/cross_validation.py
     FOLDS=5 EPOCHS=4 python benchmarks/cross_validation.py
+    ISOLATE=1 FOLDS=5 EPOCHS=1 python benchmarks/cross_validation.py
 """
 
 import json
@@ -24,6 +28,7 @@ from _common import load_uci  # noqa: E402
 
 FOLDS = int(os.environ.get("FOLDS", 5))
 EPOCHS = int(os.environ.get("EPOCHS", 4))
+ISOLATE = os.environ.get("ISOLATE", "0") == "1"
 SEED = 0
 
 
@@ -44,6 +49,7 @@ def main():
         folds=FOLDS,
         seed=SEED,
         fine_tune_kwargs={"epochs": EPOCHS, "early_stopping": False},
+        isolate=ISOLATE,
         verbose=1,
     )
     seconds = time.perf_counter() - start
@@ -63,8 +69,10 @@ def main():
     print()
     print(
         f"accuracy {cv.mean['accuracy']:.4f} +/- {cv.std['accuracy']:.4f} "
-        f"({FOLDS} folds, {seconds:.0f} s)"
+        f"({FOLDS} folds, {seconds:.0f} s, isolate={ISOLATE})"
     )
+    current, peak = tuning.memory_usage_mb()
+    print(f"this process after all folds: RSS {current:.0f} MiB, peak {peak:.0f} MiB")
     out = pathlib.Path(tempfile.gettempdir()) / "kft_cross_validation.json"
     out.write_text(json.dumps({**cv.to_dict(), "seconds": seconds}, indent=1))
     cv.plot().savefig(out.with_suffix(".png"))

@@ -97,8 +97,10 @@ def minilm_amazon(uci_sentiment, minilm_available):
     """MiniLM fine-tuned once per test session on amazon_cells (builder defaults).
 
     Several slow tests (text proof, evaluation, export) read this one model,
-    because training it costs ~2 minutes on 2 CPU cores. Tests must not train
-    it further; copy it (`keras.models.clone_model` + `set_weights`) to do so.
+    because training it costs ~2 minutes on 2 CPU cores. Mark each such test
+    `@pytest.mark.xdist_group("minilm_amazon")` so that pytest-xdist runs them
+    in one worker, which trains it once. Tests must not train it further;
+    copy it (`keras.models.clone_model` + `set_weights`) to do so.
 
     Returns:
         dict with `model`, `history` (a Keras `History`), `seconds`, and

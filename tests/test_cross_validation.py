@@ -1,6 +1,7 @@
 """kft.tuning.cross_validate on tiny models (no pretrained weights)."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -47,6 +48,26 @@ def test_folds_metrics_mean_std_verdicts_and_plot():
     fig = cv.plot()
     # train and held-out curves for every fold
     assert len(fig.axes[0].get_lines()) >= 4
+
+
+def test_isolated_folds_run_in_fresh_processes_and_match():
+    x, y = tiny_data()
+    common = dict(folds=2, seed=0, fine_tune_kwargs={"epochs": 2}, batch_size=6)
+    # A lambda: loky pickles it with cloudpickle, as a notebook would need.
+    isolated = tuning.cross_validate(
+        lambda: tiny_builder(dropout=0.0), (x, y), isolate=True, **common
+    )
+    pids = [f.pid for f in isolated.folds]
+    assert os.getpid() not in pids and len(set(pids)) == 2, pids
+    in_process = tuning.cross_validate(
+        lambda: tiny_builder(dropout=0.0), (x, y), **common
+    )
+    assert [f.pid for f in in_process.folds] == [os.getpid()] * 2
+    for a, b in zip(isolated.folds, in_process.folds, strict=True):
+        # Seeded before each build: the same fold gives the same model.
+        assert a.metrics["loss"] == pytest.approx(b.metrics["loss"], rel=1e-4)
+        assert a.epochs_run == b.epochs_run
+    assert isolated.folds[0].verdict is not None
 
 
 def test_repeats_reshuffle_the_folds():
@@ -98,6 +119,7 @@ def test_examples_from_loaded_data_dataset_and_lists():
         ({"data": ([1, 2, 3], [0, 1])}, ValueError, "differ in length"),
         ({"fine_tune_kwargs": {"train": None}}, ValueError, "cannot set 'train'"),
         ({"batch_size": 0}, ValueError, "batch_size"),
+        ({"isolate": "yes"}, TypeError, r"isolate='yes'"),
         ({"fine_tune_kwargs": {"epoch": 3}}, ValueError, r"\['epoch'\]"),
         (
             {"data": (np.zeros((24, 8, 8, 3)), np.eye(3)[np.arange(24) % 3])},

@@ -208,6 +208,7 @@ def test_bad_input(model, sets, kwargs, error, match):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("minilm_amazon")  # one worker trains it once
 def test_minilm_three_domain_table(minilm_amazon, capsys, tmp_path):
     uci = minilm_amazon["data"]
     model = minilm_amazon["model"]

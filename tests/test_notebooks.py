@@ -7,8 +7,6 @@ does) in smoke mode (`KFT_SMOKE=1`: a data subset and fewer epochs), reading
 weights and datasets from the real assets folder through `KFT_SHARED`.
 """
 
-import concurrent.futures
-import multiprocessing
 import os
 import pathlib
 import time
@@ -76,70 +74,48 @@ def test_notebook_conventions(name):
     assert "import *" not in sources
 
 
-def _execute(name, workdir, kernel_env):
-    """Runs one notebook in a fresh kernel; returns (notebook, seconds, error)."""
+def _execute(name, root, shared_dir):
+    """Runs one notebook in a fresh kernel; returns (notebook, seconds, error).
+
+    The kernel starts in a copy of the repo layout under `root` (files the
+    notebook writes stay out of the checkout; ../data still resolves).
+    """
     import nbclient
 
+    (root / "notebooks").mkdir()
+    (root / "data").symlink_to(REPO_ROOT / "data", target_is_directory=True)
+    env = dict(os.environ)
+    env.update(
+        {
+            "KFT_SMOKE": "1",
+            "KFT_SHARED": str(shared_dir),
+            "KFT_WEIGHTS_DIR": str(shared_dir / "weights" / "keras_applications"),
+            "NLTK_DATA": str(shared_dir / "nltk_data"),
+            "XDG_CACHE_HOME": str(root / "cache"),
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+        }
+    )
     notebook = _read(name)
     client = nbclient.NotebookClient(
         notebook,
         timeout=CELL_TIMEOUT,
         kernel_name="python3",
-        resources={"metadata": {"path": str(workdir)}},
+        resources={"metadata": {"path": str(root / "notebooks")}},
     )
     started = time.perf_counter()
     error = None
     try:
-        client.execute(env=kernel_env)
-    except Exception as exc:  # reported by the test of this notebook
+        client.execute(env=env)
+    except Exception as exc:  # reported by the test with the notebook's name
         error = f"{type(exc).__name__}: {exc}"
     return notebook, time.perf_counter() - started, error
 
 
-@pytest.fixture(scope="module")
-def smoke_runs(request, shared_dir, tmp_path_factory):
-    """Executes the selected notebooks in smoke mode, two at a time.
-
-    Each notebook runs in its own kernel from a copy of the repo layout in a
-    temporary folder (files it writes stay out of the checkout; ../data still
-    resolves). Two kernels share the 2 CI cores well: much of a notebook's
-    time is single-threaded graph tracing.
-    """
-    wanted = [
-        item.callspec.params["name"]
-        for item in request.session.items
-        if getattr(item, "originalname", None) == "test_notebook_runs_in_smoke_mode"
-    ]
-    jobs = {}
-    for name in dict.fromkeys(wanted):
-        root = tmp_path_factory.mktemp(name.split("_")[0])
-        (root / "notebooks").mkdir()
-        (root / "data").symlink_to(REPO_ROOT / "data", target_is_directory=True)
-        env = dict(os.environ)
-        env.update(
-            {
-                "KFT_SMOKE": "1",
-                "KFT_SHARED": str(shared_dir),
-                "KFT_WEIGHTS_DIR": str(shared_dir / "weights" / "keras_applications"),
-                "NLTK_DATA": str(shared_dir / "nltk_data"),
-                "XDG_CACHE_HOME": str(root / "cache"),
-                "TF_CPP_MIN_LOG_LEVEL": "2",
-            }
-        )
-        jobs[name] = (root / "notebooks", env)
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(2, mp_context=context) as pool:
-        futures = {
-            name: pool.submit(_execute, name, workdir, env)
-            for name, (workdir, env) in jobs.items()
-        }
-        return {name: future.result() for name, future in futures.items()}
-
-
+# One kernel per test: pytest-xdist (`-n 2` in setup.cfg) runs two at once.
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_runs_in_smoke_mode(name, smoke_runs):
-    notebook, seconds, error = smoke_runs[name]
+def test_notebook_runs_in_smoke_mode(name, shared_dir, tmp_path):
+    notebook, seconds, error = _execute(name, tmp_path, shared_dir)
     print(f"{name}: {seconds:.1f}s in smoke mode")
     assert error is None, f"{name} failed in smoke mode:\n{error}"
     cells = _code_cells(notebook)

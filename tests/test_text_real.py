@@ -12,6 +12,7 @@ import kerastune_ft as kft
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.xdist_group("minilm_amazon")  # one worker trains it once
 def test_minilm_uci_in_and_out_of_domain(minilm_amazon, capsys):
     uci = minilm_amazon["data"]
     amazon = uci["amazon_cells"]
