@@ -1290,6 +1290,12 @@ def tune(
     calling `tune` again with the same arguments reloads the finished trials
     and runs only the missing ones up to `max_trials`.
 
+    Trials run in this process, with the Keras session cleared between them.
+    TensorFlow keeps the training graph of a keras-hub transformer whose
+    embeddings are all frozen (the text builder's default) alive anyway,
+    ~350 MiB per MiniLM trial: for long text searches, resume the search
+    from `directory` in a new process every few dozen trials.
+
     Args:
         builder_or_hypermodel: a `kft.tuning.FineTuneHyperModel`, another
             `keras_tuner.HyperModel`, or a builder function whose positional
