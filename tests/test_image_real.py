@@ -13,6 +13,9 @@ import pytest
 
 import kerastune_ft as kft
 
+# One worker decodes the 3,670 photos once for all tests of this module.
+pytestmark = pytest.mark.xdist_group("flowers_full")
+
 IMAGE_SIZE = (160, 160)
 MOBILENET_FILE = "mobilenet_v2_0.35_224_no_top_imagenet.weights.h5"
 
