@@ -171,3 +171,23 @@ def test_real_sms_spam_exact_counts(shared_dir):
     # Stratified: the val split keeps the 13.4% spam rate.
     assert split.counts["val"]["spam"] == 149
     assert np.isclose(split.counts["train"]["spam"] / 4459, 747 / 5574, atol=0.001)
+
+
+def test_many_distinct_labels_with_distinct_texts_are_not_called_swapped(tmp_path):
+    # One class per line is odd but not a swapped file: the texts differ too.
+    path = tmp_path / "ids.txt"
+    path.write_text("".join(f"{t}\tid{i}\n" for i, t in enumerate(_lines(12))))
+    data = kft.data.load_texts(path, val_split=0.0)
+    assert data.num_classes == 12
+
+
+@pytest.mark.slow
+def test_real_files_read_in_the_wrong_order_are_refused(shared_dir):
+    sms = shared_dir / "datasets" / "sms_spam" / "SMSSpamCollection"
+    # Before: a puzzling "mix integers and words" listing 5,160 messages.
+    with pytest.raises(ValueError, match=r"SMSSpamCollection'.*label_first=True"):
+        kft.data.load_texts(sms, val_split=0.0)
+    uci = shared_dir / "datasets" / "uci_sentiment" / "yelp_labelled.txt"
+    with pytest.raises(ValueError, match=r"yelp_labelled\.txt'.*label_first=False"):
+        # Before: loaded silently with 996 one-sentence classes.
+        kft.data.load_texts(uci, label_first=True, val_split=0.0)

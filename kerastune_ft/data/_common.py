@@ -1,5 +1,6 @@
 """Helpers shared by the image and text loaders: labels, splits, pipelines."""
 
+import math
 import numbers
 import warnings
 
@@ -13,12 +14,12 @@ from kerastune_ft.data._result import SPLITS, LoadedData
 MAX_LISTED = 10
 
 
-def listed(items, limit=MAX_LISTED):
+def listed(items, limit=MAX_LISTED, sep=", "):
     """Formats the first `limit` items and how many were left out."""
     items = list(items)
-    text = ", ".join(str(i) for i in items[:limit])
+    text = sep.join(str(i) for i in items[:limit])
     if len(items) > limit:
-        text += f", ... and {len(items) - limit} more"
+        text += f"{sep}... and {len(items) - limit} more"
     return text
 
 
@@ -34,6 +35,16 @@ def check_common_args(batch_size, val_split, test_split, seed):
             f"are left for training. Received: val_split={val_split}, "
             f"test_split={test_split}."
         )
+
+
+def check_flag(name, value):
+    """Validates a True/False argument (a string such as "no" is truthy)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(
+            f"`{name}` must be True or False. Received: {name}={value!r} of type "
+            f"{type(value).__name__}."
+        )
+    return bool(value)
 
 
 def warn_skipped(skipped, what, hint, with_reasons=True):
@@ -67,10 +78,50 @@ def _as_label(value):
         if stripped.lstrip("-").isdigit():
             return int(stripped)
         return stripped
-    raise TypeError(
-        "Labels must be integers or strings (class names). "
-        f"Received: label={value!r} of type {type(value).__name__}."
+    raise TypeError(f"{value!r} of type {type(value).__name__}")
+
+
+def _is_nan(value):
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, numbers.Integral)
+        and math.isnan(value)
     )
+
+
+def _normalize_labels(raw_by_split, where):
+    """`_as_label` over every split; errors name the split and index at fault."""
+    several = len(raw_by_split) > 1
+    nan = [
+        f"{split} index {i}" if several else str(i)
+        for split, raw in raw_by_split.items()
+        for i, value in enumerate(raw)
+        if _is_nan(value)
+    ]
+    if nan:
+        raise ValueError(
+            f"{where} hold {len(nan)} NaN label(s) at index {listed(nan)}. Every "
+            "example needs a label: fill them in, or drop those examples."
+        )
+    normalized = {}
+    for split, raw in raw_by_split.items():
+        labels = []
+        for i, value in enumerate(raw):
+            try:
+                labels.append(_as_label(value))
+            except TypeError as err:
+                at = f"{split} index {i}" if several else f"index {i}"
+                one_hot = (
+                    " One-hot labels? Pass `np.argmax(labels, axis=1)`."
+                    if np.ndim(value) == 1
+                    else ""
+                )
+                raise TypeError(
+                    f"{where} must be integers or strings (class names). "
+                    f"Received: at {at}, {err}.{one_hot}"
+                ) from None
+        normalized[split] = labels
+    return normalized
 
 
 def check_class_names(class_names):
@@ -104,7 +155,7 @@ def encode_labels(raw_by_split, class_names=None, *, where="the labels"):
     Returns:
         `({split: int32 array}, class_names tuple)`.
     """
-    normalized = {s: [_as_label(v) for v in raw] for s, raw in raw_by_split.items()}
+    normalized = _normalize_labels(raw_by_split, where)
     values = {v for labels in normalized.values() for v in labels}
     if class_names is None:
         kinds = {type(v) for v in values}
@@ -205,6 +256,33 @@ def assign_splits(given, *, val_split, test_split, seed, class_names):
     return {s: out[s] for s in SPLITS if s in out}
 
 
+def check_split_classes(labels_by_split, class_names, *, source):
+    """Raises when a class has examples in some splits but not in others.
+
+    Carved splits are stratified, so this catches given splits (folders,
+    tfds) whose classes differ, e.g. `train/{a,b}` with `val/{a,c}`.
+    Classes with no example anywhere are left alone.
+    """
+    present = {s: set(np.unique(y).tolist()) for s, y in labels_by_split.items()}
+    anywhere = set().union(*present.values())
+    gaps = [
+        f"class {class_names[c]!r} has no examples in "
+        + ", ".join(s for s in present if c not in present[s])
+        for c in sorted(anywhere)
+        if any(c not in labels for labels in present.values())
+    ]
+    if gaps:
+        raise ValueError(
+            f"The splits of {source} do not hold the same classes: "
+            f"{listed(gaps, sep='; ')}. A model cannot "
+            "learn a class missing from train, and val/test scores say nothing "
+            "about a class missing from them. Add examples of every class to "
+            "every split, remove the class from all splits, or keep one folder "
+            "per class (no train/val/test folders) and let `val_split` and "
+            "`test_split` carve stratified splits."
+        )
+
+
 def make_dataset(inputs, labels, *, batch_size, shuffle, seed, to_float):
     """Builds the batched `tf.data` pipeline over in-memory examples.
 
@@ -255,6 +333,9 @@ def build_result(
         class_names=class_names,
     )
     examples = {s: (x, y) for s, (x, y, _) in splits.items()}
+    check_split_classes(
+        {s: y for s, (_, y) in examples.items()}, class_names, source=source
+    )
     datasets = {
         split: make_dataset(
             x,

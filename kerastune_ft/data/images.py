@@ -49,7 +49,11 @@ def load_images(
             - a tuple `(images, labels)`: an array `(N, H, W, 3)` or
               `(N, H, W)` of pixels in [0, 255] and N labels (ints or names).
             Hidden files (".DS_Store") are ignored; other non-image files are
-            listed in a warning.
+            listed in a warning. Given splits must hold the same classes.
+            Symlinked files are followed; a symlinked folder must point
+            outside the dataset folder (a link to it, into it or above it
+            raises a `ValueError`); broken links are skipped with a warning.
+            Arrays must hold finite values (NaN or inf raise).
         image_size: `(height, width)` or an int for square images.
         batch_size: examples per batch. Defaults to `32`.
         val_split: fraction of the examples held out for validation; `0` for
@@ -90,6 +94,8 @@ def load_images(
     image_size = _check_image_size(image_size)
     _common.check_common_args(batch_size, val_split, test_split, seed)
     class_names = _common.check_class_names(class_names)
+    strict = _common.check_flag("strict", strict)
+    download = _common.check_flag("download", download)
     skipped = []
     if _tfds.is_tfds_source(source):
         loaded, tfds_names = _tfds.load_tfds(
@@ -108,7 +114,8 @@ def load_images(
         }
         description = source
     elif isinstance(source, (str, os.PathLike)):
-        files = scan_class_folders(pathlib.Path(source), kind="images")
+        links = []
+        files = scan_class_folders(pathlib.Path(source), kind="images", skipped=links)
         pixels, raw_labels, origins, skipped = _decode_files(files, image_size, verbose)
         description = repr(str(source))
         if skipped and not any(len(y) for y in raw_labels.values()):
@@ -128,6 +135,7 @@ def load_images(
             "image file(s) that could not be decoded",
             "Remove or repair them, or pass `strict=True` to make this an error.",
         )
+        skipped = links + skipped
     elif isinstance(source, (tuple, list)) and len(source) == 2:
         x, y = _check_arrays(source, image_size)
         pixels, raw_labels = {"train": x}, {"train": list(y)}
@@ -256,6 +264,22 @@ def _decode_files(files, image_size, verbose):
     return pixels, labels, paths, skipped
 
 
+def _check_finite(x):
+    """NaN or inf pixels would silently become black: refuse them."""
+    if not np.issubdtype(x.dtype, np.inexact):
+        return
+    bad = ~np.isfinite(x)
+    if not bad.any():
+        return
+    images = np.flatnonzero(bad.reshape(len(x), -1).any(axis=1))
+    raise ValueError(
+        f"`source` images hold {int(bad.sum())} NaN or infinite pixel value(s) "
+        f"in {len(images)} image(s): index {_common.listed(images.tolist())}. "
+        "They would load as black pixels. Repair or drop those images "
+        "(`np.isfinite(images)` finds them)."
+    )
+
+
 def _check_arrays(source, image_size):
     x, y = source
     x = np.asarray(x)
@@ -266,14 +290,29 @@ def _check_arrays(source, image_size):
         raise ValueError(
             "Image arrays must have shape (N, height, width, 3) or (N, height, "
             f"width). Received: images of shape {x.shape}."
+            + (
+                " RGBA? Drop the alpha channel: `images[..., :3]`."
+                if x.ndim == 4 and x.shape[-1] == 4
+                else ""
+            )
+        )
+    if not len(x):
+        raise ValueError(
+            f"`source` holds no images. Received: images of shape {x.shape}."
         )
     if y.ndim != 1 or len(y) != len(x):
         raise ValueError(
             "`source` must be (images, labels) with one label per image. "
             f"Received: {len(x)} images and labels of shape {y.shape}."
+            + (
+                " One-hot labels? Pass `np.argmax(labels, axis=1)`."
+                if y.ndim == 2 and len(y) == len(x)
+                else ""
+            )
         )
     if not np.issubdtype(x.dtype, np.number):
         raise TypeError(f"Image arrays must be numeric. Received: dtype={x.dtype}.")
+    _check_finite(x)
     if x.size:
         low, high = float(x.min()), float(x.max())
         if low < 0 or high > 255:

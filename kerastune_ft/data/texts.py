@@ -1,5 +1,6 @@
 """`load_texts`: text files, CSV/TSV, lists and tfds names -> `LoadedData`."""
 
+import codecs
 import csv
 import io
 import os
@@ -12,6 +13,10 @@ from kerastune_ft.data import _common, _tfds
 from kerastune_ft.data._folders import scan_class_folders
 
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
+# Delimiters we look for when a file does not split the way it was read.
+LIKELY_DELIMITERS = (",", ";", "\t", "|")
+# Fewer rows than this are too few to tell texts from labels.
+MIN_ROWS_FOR_ORDER_CHECK = 8
 DEFAULT_TEXT_COLUMN = "text"
 DEFAULT_LABEL_COLUMN = "label"
 
@@ -51,7 +56,8 @@ def load_texts(
               whitespace / "\\r" is dropped;
             - a folder `root/<class>/*.txt` (one text per file) or
               `root/{train,val,test}/<class>/*.txt`, laid out as for
-              `load_images` (given splits are kept);
+              `load_images` (given splits are kept and must hold the same
+              classes; symlinks as for `load_images`);
             - a CSV or TSV file with a header row (`.csv`, `.tsv`, or any
               file when `text_column`, `label_column` or `delimiter` is
               given);
@@ -71,10 +77,13 @@ def load_texts(
             are skipped and listed in one `KerasTuneFTWarning`. Defaults to
             `False`.
         label_first: for plain text files, whether each line is
-            `label<TAB>text` (as in the SMS Spam Collection). Defaults to
-            `False` (`text<TAB>label`).
-        delimiter: CSV/TSV field delimiter. Defaults to "\\t" for `.tsv` and
-            `.tab` files, else ",".
+            `label<TAB>text` (as in the SMS Spam Collection). A file read in
+            the wrong order (labels nearly all distinct and longer than
+            texts that hold only a few values) raises a `ValueError` saying
+            so. Defaults to `False` (`text<TAB>label`).
+        delimiter: CSV/TSV field delimiter, one character such as `";"`.
+            Giving it reads the file as a table with a header row. Defaults
+            to "\\t" for `.tsv` and `.tab` files, else ",".
         encoding: file encoding. Defaults to `"utf-8"`.
         errors: what to do with bytes that are not valid in `encoding`:
             `"strict"` raises a `ValueError` naming the file and line,
@@ -105,7 +114,13 @@ def load_texts(
     """
     _common.check_common_args(batch_size, val_split, test_split, seed)
     check_choice("errors", errors, ("strict", "replace", "ignore"))
+    _check_encoding(encoding)
+    _check_delimiter(delimiter)
+    strict = _common.check_flag("strict", strict)
+    label_first = _common.check_flag("label_first", label_first)
+    download = _common.check_flag("download", download)
     class_names = _common.check_class_names(class_names)
+    links = []  # broken symlinks skipped in a folder source
     if _tfds.is_tfds_source(source):
         loaded, tfds_names = _tfds.load_tfds(
             source,
@@ -124,7 +139,7 @@ def load_texts(
         }
         description = source
     elif isinstance(source, (str, os.PathLike)) and pathlib.Path(source).is_dir():
-        files = scan_class_folders(pathlib.Path(source), kind="texts")
+        files = scan_class_folders(pathlib.Path(source), kind="texts", skipped=links)
         rows = {
             split: [
                 (str(path), _read_file(path, encoding, errors).strip(), label)
@@ -135,25 +150,17 @@ def load_texts(
         description = repr(str(source))
     elif isinstance(source, (str, os.PathLike)):
         path = pathlib.Path(source)
-        text = _read_file(path, encoding, errors)
-        table = (
-            text_column is not None
-            or label_column is not None
-            or delimiter is not None
-            or path.suffix.lower() in TABLE_SUFFIXES
-        )
-        if table:
-            sep = delimiter or TABLE_SUFFIXES.get(path.suffix.lower(), ",")
-            rows = _parse_table(
-                text,
+        rows = {
+            "train": _file_rows(
                 path,
-                sep,
-                text_column or DEFAULT_TEXT_COLUMN,
-                label_column or DEFAULT_LABEL_COLUMN,
+                text_column=text_column,
+                label_column=label_column,
+                label_first=label_first,
+                delimiter=delimiter,
+                encoding=encoding,
+                errors=errors,
             )
-        else:
-            rows = _parse_lines(text, path, label_first)
-        rows = {"train": rows}
+        }
         description = repr(str(source))
     elif (
         isinstance(source, (tuple, list))
@@ -162,6 +169,12 @@ def load_texts(
     ):
         rows = {"train": _pair_rows(source)}
         description = f"{len(source[0])} texts"
+        _check_order(
+            rows["train"],
+            "`source`",
+            "`source` must be (texts, labels), but these look swapped: pass "
+            "(texts, labels).",
+        )
     elif isinstance(source, (list, tuple, np.ndarray)):
         raise TypeError(
             "`source` looks like texts without labels. Pass a tuple "
@@ -192,6 +205,7 @@ def load_texts(
         "Remove them, or pass `strict=True` to make this an error.",
         with_reasons=False,
     )
+    skipped = links + skipped
     rows = {
         s: [r for r in split_rows if r[1].strip()] for s, split_rows in rows.items()
     }
@@ -219,6 +233,115 @@ def load_texts(
         source=description,
         skipped=skipped,
     )
+
+
+def _check_encoding(encoding):
+    try:
+        codecs.lookup(encoding)
+    except (LookupError, TypeError):
+        raise ValueError(
+            "`encoding` must name a text encoding such as 'utf-8', 'latin-1' "
+            f"or 'cp1252'. Received: encoding={encoding!r}."
+        ) from None
+
+
+def _check_delimiter(delimiter):
+    if delimiter is None:
+        return
+    if not isinstance(delimiter, str):
+        raise TypeError(
+            "`delimiter` must be a one-character string such as ',' or ';'. "
+            f"Received: delimiter={delimiter!r} of type {type(delimiter).__name__}."
+        )
+    if len(delimiter) != 1 or delimiter in '\r\n"':
+        raise ValueError(
+            "`delimiter` must be one character, such as ',', ';' or '\\t' (not "
+            f"a quote or a line break). Received: delimiter={delimiter!r}."
+        )
+
+
+def _file_rows(
+    path, *, text_column, label_column, label_first, delimiter, encoding, errors
+):
+    """One text file (lines, or a CSV/TSV table) -> rows `(where, text, label)`."""
+    data = _read_file(path, encoding, errors)
+    if not data.strip():
+        size = path.stat().st_size
+        raise ValueError(
+            f"`source` file {str(path)!r} is empty "
+            + ("(0 bytes)" if size == 0 else "(only blank lines)")
+            + ". Check that it is the right file and was fully written."
+        )
+    table = (
+        text_column is not None
+        or label_column is not None
+        or delimiter is not None
+        or path.suffix.lower() in TABLE_SUFFIXES
+    )
+    if not table:
+        rows = _parse_lines(data, path, label_first)
+        right = "`text<TAB>label`" if label_first else "`label<TAB>text`"
+        _check_order(
+            rows,
+            repr(str(path)),
+            f"The lines look like {right}: pass `label_first={not label_first}`. "
+            f"Received: label_first={label_first}.",
+        )
+        return rows
+    sep = delimiter or TABLE_SUFFIXES.get(path.suffix.lower(), ",")
+    text_column = text_column or DEFAULT_TEXT_COLUMN
+    label_column = label_column or DEFAULT_LABEL_COLUMN
+    rows = _parse_table(data, path, sep, text_column, label_column)
+    _check_order(
+        rows,
+        repr(str(path)),
+        "The columns look swapped: swap `text_column` and `label_column` "
+        f"(text_column={label_column!r}, label_column={text_column!r}). "
+        f"Received: text_column={text_column!r}, label_column={label_column!r}.",
+    )
+    return rows
+
+
+def _check_order(rows, description, hint):
+    """Raises when the labels look like texts and the texts like labels.
+
+    A `label<TAB>text` file read as `text<TAB>label` otherwise loads with
+    one class per sentence.
+    """
+    rows = [(text, str(label)) for _, text, label in rows if text.strip()]
+    if len(rows) < MIN_ROWS_FOR_ORDER_CHECK:
+        return
+    texts = {text for text, _ in rows}
+    labels = {label for _, label in rows}
+    mean_length = {
+        name: sum(len(v) for v in values) / len(values)
+        for name, values in (("texts", texts), ("labels", labels))
+    }
+    swapped = (
+        len(labels) > len(rows) / 2
+        and 4 * len(texts) <= len(labels)
+        and mean_length["labels"] > mean_length["texts"]
+    )
+    if swapped:
+        example = max(labels, key=len)
+        raise ValueError(
+            f"The labels of {description} look like texts: {len(labels)} "
+            f"distinct values in {len(rows)} rows (e.g. {example[:60]!r}), while "
+            f"the texts hold only {len(texts)} distinct value(s) "
+            f"({_common.listed(sorted(repr(t[:20]) for t in texts), 5)}). {hint}"
+        )
+
+
+def _guess_delimiter(lines, current):
+    """A likely delimiter other than `current` that splits every line alike."""
+    lines = [line for line in lines if line.strip()][:20]
+    for candidate in LIKELY_DELIMITERS:
+        if candidate == current or not lines:
+            continue
+        counts = {line.count(candidate) for line in lines}
+        if len(counts) == 1 and counts != {0}:
+            return candidate
+    return None
 
 
 def _to_str(value, encoding, errors):
@@ -274,15 +397,30 @@ def _parse_lines(text, path, label_first):
         order = "label<TAB>text" if label_first else "text<TAB>label"
         raise ValueError(
             f"{str(path)!r}: {len(bad)} line(s) are not `{order}`: line "
-            f"{_common.listed(bad)}. Fix them"
+            f"{_common.listed(bad)}. " + _lines_hint(lines, label_first)
+        )
+    return rows
+
+
+def _lines_hint(lines, label_first):
+    """What to do about lines that are not `text<TAB>label`."""
+    guess = None if "\t" in "".join(lines) else _guess_delimiter(lines, "\t")
+    if guess is None:
+        return (
+            "Fix them"
             + (
-                ", or pass `label_first=True` if labels come first."
-                if not label_first
-                else "."
+                "."
+                if label_first
+                else ", or pass `label_first=True` if labels come first."
             )
             + " For a CSV/TSV with a header, pass `text_column` and `label_column`."
         )
-    return rows
+    return (
+        f"No line has a tab, but every line holds {guess!r}: for a file "
+        f"separated by {guess!r}, pass `delimiter={guess!r}` (its first row "
+        "must then be a header; `text_column=` and `label_column=` name the "
+        "columns)."
+    )
 
 
 def _parse_table(text, path, delimiter, text_column, label_column):
@@ -290,14 +428,11 @@ def _parse_table(text, path, delimiter, text_column, label_column):
     # newline="" keeps quoted multi-line fields intact and splits records on
     # \n / \r only, never on U+0085.
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header = next(reader, None)
-    if not header:
-        raise ValueError(f"{str(path)!r} is empty: expected a header row.")
-    header = [h.strip() for h in header]
-    for argument, column in (
-        ("text_column", text_column),
-        ("label_column", label_column),
-    ):
+    records = _records(reader, path)
+    guess = _guess_delimiter(text.split("\n")[:20], delimiter)
+    header = _header(next(records, None), path, delimiter, guess)
+    columns = {"text_column": text_column, "label_column": label_column}
+    for argument, column in columns.items():
         if column not in header:
             raise ValueError(
                 f"{str(path)!r} has no column {column!r}. Available columns: "
@@ -306,25 +441,67 @@ def _parse_table(text, path, delimiter, text_column, label_column):
             )
     ti, li = header.index(text_column), header.index(label_column)
     rows, bad = [], []
-    for record in reader:
-        where = f"line {reader.line_num}"
+    for record in records:
+        line = reader.line_num
         if not record:
-            rows.append((where, "", None))
-            continue
-        if len(record) != len(header):
-            bad.append(f"{reader.line_num} ({len(record)} fields)")
-            continue
-        if not record[li].strip():
-            bad.append(f"{reader.line_num} (empty label)")
-            continue
-        rows.append((where, record[ti].strip(), record[li]))
+            rows.append((f"line {line}", "", None))
+        elif len(record) != len(header):
+            quote = any("\n" in field for field in record)
+            bad.append(
+                f"{line} ({len(record)} fields"
+                + (", with a line break: an unclosed quote?)" if quote else ")")
+            )
+        elif not record[li].strip():
+            bad.append(f"{line} (empty label)")
+        else:
+            rows.append((f"line {line}", record[ti].strip(), record[li]))
+    _check_table_rows(rows, bad, path, len(header), delimiter, guess)
+    return rows
+
+
+def _records(reader, path):
+    """The reader's records; a CSV error names the file and line."""
+    try:
+        yield from reader
+    except csv.Error as err:
+        raise ValueError(
+            f"{str(path)!r} cannot be read as CSV near line {reader.line_num}: "
+            f'{err}. An unclosed quote (") makes one field of every line after '
+            "it: close it, or check the `delimiter`."
+        ) from None
+
+
+def _header(header, path, delimiter, guess):
+    if not header:
+        raise ValueError(f"{str(path)!r} is empty: expected a header row.")
+    header = [h.strip() for h in header]
+    if len(header) == 1 and guess:
+        raise ValueError(
+            f"{str(path)!r} has a single column {header[0][:40]!r} when split on "
+            f"{delimiter!r}, but every line holds {guess!r}: pass "
+            f"`delimiter={guess!r}`. Received: delimiter={delimiter!r}."
+        )
+    return header
+
+
+def _check_table_rows(rows, bad, path, width, delimiter, guess):
     if bad:
         raise ValueError(
-            f"{str(path)!r}: {len(bad)} row(s) do not match the {len(header)}-"
+            f"{str(path)!r}: {len(bad)} row(s) do not match the {width}-"
             f"column header or lack a label: line {_common.listed(bad)}. "
-            f"Check the delimiter (received: delimiter={delimiter!r}) and quoting."
+            "Check the delimiter"
+            + (
+                f" (every line holds {guess!r}: `delimiter={guess!r}`?)"
+                if guess
+                else ""
+            )
+            + f" and quoting. Received: delimiter={delimiter!r}."
         )
-    return rows
+    if not rows:
+        raise ValueError(
+            f"{str(path)!r} has a header row but no data rows. Add examples, one "
+            "per row, or check that it is the right file."
+        )
 
 
 def _pair_rows(source):
