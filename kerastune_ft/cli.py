@@ -15,9 +15,12 @@ import datetime
 import json
 import os
 import pathlib
-import shutil
 import sys
+import tempfile
 import time
+
+from kerastune_ft._files import MARKER, write_text_atomic
+from kerastune_ft._quiet import load_frameworks
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -26,6 +29,9 @@ CONFIG_FILE = "config.toml"
 CLASS_NAMES_FILE = "class_names.json"
 METRICS_FILE = "metrics.json"
 CHECKPOINT_DIR = "checkpoints"
+EVALUATIONS_DIR = "evaluations"
+# A class this many times larger than another is worth a warning.
+IMBALANCE_WARNING_RATIO = 3.0
 
 
 class UsageError(Exception):
@@ -61,15 +67,15 @@ def _subset_folder(root, max_per_class, seed, target):
     """Links at most `max_per_class` files per class and split under `target`.
 
     Decoding only the subset keeps a quick run quick; the links keep the
-    folder layout (and so the given train/val/test splits).
+    folder layout (and so the given train/val/test splits). `target` is a
+    new temporary folder: the run never writes a subset into a folder the
+    user could own.
     """
     import numpy as np
 
     from kerastune_ft.data._folders import scan_class_folders
 
     files = scan_class_folders(pathlib.Path(root), kind="images")
-    if target.exists():
-        shutil.rmtree(target)
     rng = np.random.default_rng(seed)
     for split, items in files.items():
         by_class = {}
@@ -119,10 +125,11 @@ def _cap_per_class(data, max_per_class, seed):
     )
 
 
-def load_run_data(
-    cfg, source=None, *, val_split=None, class_names=None, subset_dir=None
-):
+def load_run_data(cfg, source=None, *, val_split=None, class_names=None):
     """Loads `cfg.data.source` (or `source`) as the config says.
+
+    With `data.max_per_class` on an image folder, only the chosen files are
+    decoded: they are linked into a temporary folder, removed once loaded.
 
     Args:
         cfg: a `RunConfig`.
@@ -130,9 +137,6 @@ def load_run_data(
             Defaults to `None` (`cfg.data.source`).
         val_split: overrides `cfg.data.val_split`. Defaults to `None`.
         class_names: fixes the label order. Defaults to `None`.
-        subset_dir: where image folder subsets are linked when
-            `data.max_per_class` is set. Defaults to `None` (decode all,
-            then subsample).
 
     Returns:
         A `kft.data.LoadedData`.
@@ -152,10 +156,16 @@ def load_run_data(
     )
     capped = False
     if cfg.task == "image":
-        if d.max_per_class and subset_dir is not None and os.path.isdir(source):
-            source = str(_subset_folder(source, d.max_per_class, d.seed, subset_dir))
+        size = _image_size(cfg)
+        if d.max_per_class and os.path.isdir(source):
+            with tempfile.TemporaryDirectory(prefix="kft-subset-") as scratch:
+                subset = _subset_folder(
+                    source, d.max_per_class, d.seed, pathlib.Path(scratch) / "subset"
+                )
+                data = kft.data.load_images(str(subset), image_size=size, **common)
             capped = True
-        data = kft.data.load_images(source, image_size=_image_size(cfg), **common)
+        else:
+            data = kft.data.load_images(source, image_size=size, **common)
     else:
         data = kft.data.load_texts(source, label_first=d.label_first, **common)
     if d.max_per_class and not capped:
@@ -236,20 +246,29 @@ def _differences(old, new, prefix=""):
 
 
 def _prepare_run_dir(cfg, out, resume):
+    """Claims `out` for a new run, or checks it can be resumed.
+
+    Returns:
+        `True` when `out` holds a finished run (nothing to resume).
+    """
+    from kerastune_ft._files import check_writable_folder, claim_folder, folder_kind
     from kerastune_ft.config import ConfigError, load_config
 
     config_path = out / CONFIG_FILE
     if not resume:
-        # A start that failed before training (bad data path, missing
-        # weights) leaves only these behind; starting again is fine.
-        leftovers = {CONFIG_FILE, CLASS_NAMES_FILE, "subset"}
-        if out.exists() and {p.name for p in out.iterdir()} - leftovers:
-            raise UsageError(
-                f"The run directory {str(out)!r} already holds a run. Continue it "
-                "with --resume, or choose another directory with --out DIR."
-            )
-        out.mkdir(parents=True, exist_ok=True)
-        config_path.write_text(cfg.to_toml(), encoding="utf-8")
+        if out.is_dir() and (folder_kind(out) == "run" or config_path.is_file()):
+            # A start that failed before training (bad data path, missing
+            # weights) leaves only these behind; starting again is fine.
+            leftovers = {MARKER, CONFIG_FILE, CLASS_NAMES_FILE}
+            if {p.name for p in out.iterdir()} - leftovers:
+                raise UsageError(
+                    f"The run directory {str(out)!r} already holds a run. Continue "
+                    "it with --resume, or choose another directory with --out DIR."
+                )
+        else:
+            check_writable_folder(out, "run", "--out")
+        claim_folder(out, "run")
+        write_text_atomic(config_path, cfg.to_toml())
         return False
     if not config_path.is_file():
         raise UsageError(
@@ -303,54 +322,106 @@ def _jsonable(value):
     return json.loads(json.dumps(value, default=lambda o: repr(o)))
 
 
-def run_training(
-    cfg, out, *, resume=False, verbose=1, strategy=None, checkpoint_dir=None
-):
-    """Runs one training job from a `RunConfig` into the run directory `out`.
+@dataclasses.dataclass(frozen=True)
+class DataChecks:
+    """What the checks before training found in a run's data.
 
-    Writes `config.toml` (the resolved config), `model.keras`,
-    `class_names.json`, `history.csv`, `metrics.json`, `plots/*.png` and
-    `report.html`. Training checkpoints go to `out/checkpoints`, so a run
-    that was killed continues with `resume=True`.
+    Attributes:
+        leakage: the `kft.data.LeakageReport`.
+        balance: the `kft.data.ClassBalance`.
+        findings: one sentence per problem found; empty when none.
+    """
+
+    leakage: object
+    balance: object
+    findings: tuple
+
+    def to_dict(self):
+        return {
+            "has_leakage": self.leakage.has_leakage,
+            "leakage_across_splits": self.leakage.across,
+            "duplicates_within_splits": self.leakage.within,
+            "conflicting_label_groups": self.leakage.conflicts,
+            "class_counts": self.balance.counts,
+            "imbalance_ratio": self.balance.imbalance_ratio,
+            "findings": list(self.findings),
+        }
+
+
+def _leakage_findings(leakage):
+    findings = []
+    for pair, counts in leakage.across.items():
+        first, second = pair.split("/")
+        n = max(counts.values(), default=0)
+        if n:
+            kinds = " / ".join(f"{k} {v}" for k, v in counts.items())
+            findings.append(
+                f"Leakage: {n} {second} example(s) also appear in {first} "
+                f"({kinds}), so the {second} scores are optimistic. "
+                "kft.data.find_leakage(data) lists them; remove the copies."
+            )
+    return findings
+
+
+def _balance_findings(balance, class_weight):
+    findings = []
+    for split, counts in balance.counts.items():
+        missing = [name for name, n in counts.items() if n == 0]
+        if missing and sum(counts.values()):
+            findings.append(
+                f"Class(es) {', '.join(map(repr, missing))} have no examples in "
+                f"{split}: that split cannot measure them."
+            )
+    ratio = balance.split_ratios.get("train", balance.imbalance_ratio)
+    if ratio >= IMBALANCE_WARNING_RATIO and ratio != float("inf"):
+        counts = balance.counts.get("train", balance.totals)
+        large, small = max(counts, key=counts.get), min(counts, key=counts.get)
+        advice = (
+            ""
+            if class_weight != "none"
+            else ' Consider training.class_weight = "balanced".'
+        )
+        findings.append(
+            f"Imbalanced classes: {large!r} has {ratio:.1f}x the training examples "
+            f"of {small!r} ({counts[large]} vs {counts[small]}).{advice}"
+        )
+    return findings
+
+
+def check_run_data(data, *, strict=False, class_weight="none"):
+    """Runs the API's data checks on a run's data: leakage and class balance.
 
     Args:
-        cfg: a validated `kerastune_ft.config.RunConfig`.
-        out: the run directory.
-        resume: continue the run in `out`. Defaults to `False`.
-        verbose: `0` quiet, `1` progress lines, `2` also Keras progress
-            bars. Defaults to `1`.
-        strategy: a `tf.distribute.Strategy` to build and train under.
-            Defaults to `None`.
-        checkpoint_dir: where checkpoints go. Defaults to `None`:
-            `out/checkpoints` (multi-worker runs give every worker the
-            chief's, on storage they all read).
+        data: the run's `kft.data.LoadedData`.
+        strict: leakage between splits is an error. Defaults to `False`.
+        class_weight: the run's `training.class_weight` (the imbalance advice
+            is left out when it is set). Defaults to `"none"`.
 
     Returns:
-        A dict with `model`, `result` (the `kft.FineTuneResult`),
-        `diagnosis`, `evaluation` and `metrics` (what `metrics.json` holds).
+        A `DataChecks`.
+
+    Raises:
+        ValueError: `strict` and an example shared by two splits.
     """
     import kerastune_ft as kft
-    from kerastune_ft.evaluation import Report, diagnose, evaluate
 
-    say = _say(verbose)
-    out = pathlib.Path(out)
-    start = time.perf_counter()
-    if _prepare_run_dir(cfg, out, resume):
-        say(f"{out} is a finished run (it has {METRICS_FILE}); nothing to resume.")
-        return None
-    say(f"[1/4] Loading {cfg.data.source}")
-    data = load_run_data(cfg, subset_dir=out / "subset")
-    say("      " + str(data).replace("\n", "\n      "))
-    (out / CLASS_NAMES_FILE).write_text(json.dumps(list(data.class_names)))
-    say(f"[2/4] Building the {cfg.task} classifier on {cfg.model.backbone!r}")
-    model = build_run_model(cfg, data, strategy=strategy)
+    leakage = kft.data.find_leakage(data)
+    balance = kft.data.class_balance(data)
+    leaks = _leakage_findings(leakage)
+    if strict and leaks:
+        raise ValueError(
+            " ".join(leaks) + " `data.strict` (--strict) makes leakage an error: "
+            "deduplicate the splits, or run without --strict to train anyway."
+        )
+    findings = tuple(leaks + _balance_findings(balance, class_weight))
+    return DataChecks(leakage, balance, findings)
+
+
+def _fine_tune(cfg, model, data, out, *, strategy, checkpoint_dir, verbose):
+    import kerastune_ft as kft
+
     t = cfg.training
-    say(
-        f"[3/4] Fine-tuning (up to {t.epochs} epochs per stage"
-        + (", resuming" if resume else "")
-        + ")"
-    )
-    result = kft.fine_tune(
+    return kft.fine_tune(
         model,
         data.train,
         data.val,
@@ -372,6 +443,92 @@ def run_training(
         seed=t.seed,
         verbose={0: 0, 1: 2, 2: 1}[verbose],
     )
+
+
+def run_training(
+    cfg,
+    out,
+    *,
+    resume=False,
+    verbose=1,
+    strategy=None,
+    checkpoint_dir=None,
+    strict=False,
+):
+    """Runs one training job from a `RunConfig` into the run directory `out`.
+
+    Writes `config.toml` (the resolved config), `model.keras`,
+    `class_names.json`, `history.csv`, `metrics.json`, `plots/*.png` and
+    `report.html`. Training checkpoints go to `out/checkpoints`, so a run
+    that was killed continues with `resume=True`. `out` must be new, empty
+    or a run directory: a folder holding other files is refused, never
+    cleared.
+
+    Everything random is seeded from `training.seed` before the data is
+    split or the model built, so the same config on the same machine and
+    versions gives the same `history.csv` (on CPU; GPU kernels may differ
+    from run to run).
+
+    Args:
+        cfg: a validated `kerastune_ft.config.RunConfig`.
+        out: the run directory.
+        resume: continue the run in `out`. Defaults to `False`.
+        verbose: `0` quiet, `1` progress lines, `2` also Keras progress
+            bars. Defaults to `1`.
+        strategy: a `tf.distribute.Strategy` to build and train under.
+            Defaults to `None`.
+        checkpoint_dir: where checkpoints go. Defaults to `None`:
+            `out/checkpoints` (multi-worker runs give every worker the
+            chief's, on storage they all read).
+        strict: leakage between splits is an error (as `data.strict`).
+            Defaults to `False`.
+
+    Returns:
+        A dict with `model`, `result` (the `kft.FineTuneResult`),
+        `diagnosis`, `evaluation`, `data_checks` and `metrics` (what
+        `metrics.json` holds); `None` when `out` is a finished run.
+    """
+    import keras
+
+    import kerastune_ft as kft
+    from kerastune_ft.evaluation import Report, diagnose, evaluate
+
+    say = _say(verbose)
+    out = pathlib.Path(out)
+    start = time.perf_counter()
+    if _prepare_run_dir(cfg, out, resume):
+        say(f"{out} is a finished run (it has {METRICS_FILE}); nothing to resume.")
+        return None
+    # Before anything random exists: the split, the initial weights, the
+    # dropout and augmentation seeds and the order of batches follow it.
+    keras.utils.set_random_seed(cfg.training.seed)
+    say(f"[1/4] Loading {cfg.data.source}")
+    data = load_run_data(cfg)
+    say("      " + str(data).replace("\n", "\n      "))
+    checks = check_run_data(
+        data,
+        strict=strict or cfg.data.strict,
+        class_weight=cfg.training.class_weight,
+    )
+    for finding in checks.findings:
+        say(f"      Warning: {finding}")
+    write_text_atomic(out / CLASS_NAMES_FILE, json.dumps(list(data.class_names)))
+    say(f"[2/4] Building the {cfg.task} classifier on {cfg.model.backbone!r}")
+    model = build_run_model(cfg, data, strategy=strategy)
+    say(
+        "[3/4] Fine-tuning"
+        + (f" (up to {cfg.training.epochs} epochs per stage)" if cfg.training.epochs else "")
+        + (", resuming" if resume else "")
+    )
+    result = _fine_tune(
+        cfg,
+        model,
+        data,
+        out,
+        strategy=strategy,
+        checkpoint_dir=checkpoint_dir,
+        verbose=verbose,
+    )
     model = result.model
     model.save(out / "model.keras")
     _write_history(out / "history.csv", result.history)
@@ -387,7 +544,12 @@ def run_training(
             batch_size=cfg.data.batch_size,
             top_losses=cfg.evaluation.top_losses,
         )
-    report = Report(diagnosis, evaluation, title=f"kerastune_ft run {cfg.name}")
+    report = Report(
+        diagnosis,
+        evaluation,
+        title=f"kerastune_ft run {cfg.name}",
+        data_checks=checks.findings,
+    )
     plots = {}
     if cfg.output.plots:
         plots = {k: str(v) for k, v in report.save_plots(out / "plots").items()}
@@ -398,10 +560,12 @@ def run_training(
         "task": cfg.task,
         "class_names": list(data.class_names),
         "counts": data.counts,
+        "data_checks": checks.to_dict(),
         "epochs_run": result.epochs_run,
         "best_epoch": result.best_epoch,
         "monitor": result.monitor,
         "best_metrics": result.best_metrics,
+        "diverged": result.diverged,
         "stages": [dataclasses.asdict(s) for s in result.stages],
         "diagnosis": diagnosis.to_dict(),
         "evaluation": evaluation.to_dict() if evaluation is not None else None,
@@ -409,9 +573,7 @@ def run_training(
         "seconds": round(time.perf_counter() - start, 1),
     }
     metrics = _jsonable(metrics)
-    tmp = out / (METRICS_FILE + ".tmp")
-    tmp.write_text(json.dumps(metrics, indent=2))
-    os.replace(tmp, out / METRICS_FILE)
+    write_text_atomic(out / METRICS_FILE, json.dumps(metrics, indent=2))
     if verbose:
         print(f"\nVerdict: {diagnosis.verdict}. {diagnosis.message}")
         if evaluation is not None:
@@ -422,8 +584,23 @@ def run_training(
         "result": result,
         "diagnosis": diagnosis,
         "evaluation": evaluation,
+        "data_checks": checks,
         "metrics": metrics,
     }
+
+
+def _diverged(run):
+    """Exit code of a finished run: training that diverged is a failure."""
+    if run is not None and run["result"].diverged:
+        print(
+            "kerastune-ft: training diverged (the loss became NaN or infinite); "
+            "the saved model holds the last finite weights. Lower "
+            "training.learning_rate, check the inputs for NaN values, or add "
+            "training.label_smoothing.",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    return EXIT_OK
 
 
 def _train(args):
@@ -431,6 +608,7 @@ def _train(args):
     from kerastune_ft.config import load_config
 
     cfg = load_config(args.config, args.set)
+    load_frameworks()
     if args.out:
         cfg = cfg.replace(output=dataclasses.replace(cfg.output, dir=args.out))
     out = pathlib.Path(cfg.output.dir)
@@ -441,19 +619,25 @@ def _train(args):
     if args.strategy and not kft.distribute.is_chief(strategy):
         # Only the chief writes the run directory; the other workers train
         # the same model (collectives need them) into a throwaway folder.
-        import tempfile
-
         with tempfile.TemporaryDirectory() as scratch:
-            run_training(
+            run = run_training(
                 cfg,
                 pathlib.Path(scratch),
                 verbose=0,
                 strategy=strategy,
                 checkpoint_dir=out / CHECKPOINT_DIR,
+                strict=args.strict,
             )
-        return EXIT_OK
-    run_training(cfg, out, resume=args.resume, verbose=args.verbose, strategy=strategy)
-    return EXIT_OK
+        return _diverged(run)
+    run = run_training(
+        cfg,
+        out,
+        resume=args.resume,
+        verbose=args.verbose,
+        strategy=strategy,
+        strict=args.strict,
+    )
+    return _diverged(run)
 
 
 # ---------------------------------------------------------------------------
@@ -472,7 +656,9 @@ def _load_model(path):
             f"MODEL must be a .keras file (e.g. a run directory's model.keras). "
             f"Received: {str(path)!r}."
         )
-    return keras.models.load_model(path)
+    # Evaluating and exporting need no optimizer: compile=False skips it
+    # (and Keras' "Skipping variable loading for optimizer" warning).
+    return keras.models.load_model(path, compile=False)
 
 
 def _model_class_names(model_path):
@@ -508,27 +694,53 @@ def _named_sources(items):
     return named
 
 
+def _evaluation_dir(out, names):
+    """Where `evaluate --out OUT` writes: never over a run's own files.
+
+    A run directory gets `OUT/evaluations/<set names>/`; any other folder
+    must be new, empty, or an earlier evaluation's.
+    """
+    from kerastune_ft._files import check_writable_folder, claim_folder, folder_kind
+
+    out = pathlib.Path(out)
+    if out.is_dir() and (folder_kind(out) == "run" or (out / CONFIG_FILE).is_file()):
+        slug = "+".join(
+            "".join(c if c.isalnum() or c in "-_." else "_" for c in n) for n in names
+        )
+        out = out / EVALUATIONS_DIR / slug[:80]
+    check_writable_folder(out, "evaluation", "--out")
+    return claim_folder(out, "evaluation")
+
+
 def _evaluate(args):
+    load_frameworks()
     from kerastune_ft.evaluation import Report, evaluate
 
+    if args.out:
+        from kerastune_ft._files import check_writable_folder
+
+        # Refuse a bad --out before loading anything (the run-folder case
+        # is settled once the set names are known).
+        if pathlib.Path(args.out).exists() and not pathlib.Path(args.out).is_dir():
+            check_writable_folder(args.out, "evaluation", "--out")
     model = _load_model(args.model)
     class_names = _model_class_names(args.model)
     sets = {}
-    for name, source in _named_sources(args.data).items():
+    named = _named_sources(args.data)
+    for name, source in named.items():
         data = _load_for_model(model, source, class_names, args)
         class_names = class_names or list(data.class_names)
         for split in data.splits:
             key = name if len(data.splits) == 1 else f"{name}/{split}"
             sets[key] = getattr(data, split)
+    out = _evaluation_dir(args.out, list(named)) if args.out else None
     evaluation = evaluate(
         model, sets, class_names=class_names, batch_size=args.batch_size
     )
     print(evaluation)
-    if args.out:
-        out = pathlib.Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / METRICS_FILE).write_text(
-            json.dumps(_jsonable(evaluation.to_dict()), indent=2)
+    if out is not None:
+        write_text_atomic(
+            out / METRICS_FILE, json.dumps(_jsonable(evaluation.to_dict()), indent=2)
         )
         report = Report(evaluation=evaluation, title=f"Evaluation of {args.model}")
         report.save_html(out / "report.html")
@@ -538,6 +750,7 @@ def _evaluate(args):
 
 
 def _export(args):
+    load_frameworks()
     from kerastune_ft.export import export
 
     model = _load_model(args.model)
@@ -586,6 +799,7 @@ def _backbone_arguments(items):
 
 
 def _describe(args):
+    load_frameworks()
     import kerastune_ft as kft
     from kerastune_ft import backbones, freezing
 
@@ -677,6 +891,7 @@ def _local_weights(spec):
 
 
 def _backbones(args):
+    load_frameworks()
     from kerastune_ft import backbones
     from kerastune_ft.config import shared_dir
 
@@ -821,6 +1036,7 @@ def _demo_image(args):
 
 
 def _demo(args):
+    load_frameworks()
     cfg = _demo_image(args) if args.task == "image" else _demo_text(args)
     out = _demo_out(args, args.task)
     cfg = cfg.replace(output=dataclasses.replace(cfg.output, dir=str(out)))
@@ -828,7 +1044,7 @@ def _demo(args):
     if not args.verbose:
         # Quiet mode still prints the answer: the metrics table.
         print(run["evaluation"])
-    return EXIT_OK
+    return _diverged(run)
 
 
 # ---------------------------------------------------------------------------
@@ -899,6 +1115,12 @@ def build_parser():
         "--resume",
         action="store_true",
         help="continue an interrupted run in its run directory (same config)",
+    )
+    train.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail when an example appears in two splits (leakage), as "
+        "data.strict = true does; without it leakage is a warning",
     )
     train.add_argument(
         "--strategy",
@@ -1110,12 +1332,7 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        if getattr(args, "seed", None) is not None:
-            import keras
-
-            keras.utils.set_random_seed(args.seed)
         return args.func(args)
     except (UsageError, ValueError, TypeError) as e:
         if args.debug:

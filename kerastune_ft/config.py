@@ -194,6 +194,10 @@ class DataConfig:
             split (a quick run on a subset); `0` keeps all. Defaults to `0`.
         label_first: text files hold `label<TAB>text` lines (text task only).
             Defaults to `False`.
+        strict: an example found in two splits (leakage) stops the run
+            before training; otherwise it is reported as a warning, in
+            `metrics.json` and in the report. `kerastune-ft train --strict`
+            sets it too. Defaults to `False`.
     """
 
     source: str
@@ -204,6 +208,7 @@ class DataConfig:
     image_size: object = "auto"
     max_per_class: int = 0
     label_first: bool = False
+    strict: bool = False
 
     def __post_init__(self):
         _check_str("data.source", self.source)
@@ -220,6 +225,7 @@ class DataConfig:
             check_number, "data.max_per_class", self.max_per_class, low=0, integer=True
         )
         _check_bool("data.label_first", self.label_first)
+        _check_bool("data.strict", self.strict)
         size = self.image_size
         if size != "auto":
             ok = (

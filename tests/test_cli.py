@@ -467,3 +467,215 @@ def test_demo_runs_offline_end_to_end(capsys, tmp_path, minilm_available):
     print(f"demo: products val accuracy {accuracy}, movies {rows['movies'][2]}")
     assert accuracy > 0.6  # one epoch of MiniLM already beats chance clearly
     assert (tmp_path / "demo" / "report.html").is_file()
+
+
+# ---------------------------------------------------------------------------
+# Nothing lost: a command writes only into folders it owns (issue 15)
+# ---------------------------------------------------------------------------
+
+
+def _tree(root):
+    from tests._bad_inputs import snapshot
+
+    return snapshot(root)
+
+
+def _user_files(folder):
+    """A folder holding things a user cares about, none written by kerastune_ft."""
+    (folder / "subset").mkdir(parents=True)
+    (folder / "subset" / "my_notes.txt").write_text("mine")
+    (folder / "train.py").write_text("print('my script')\n")
+    return folder
+
+
+def test_train_refuses_a_folder_holding_user_files(tiny_config, tmp_path, capsys):
+    out = _user_files(tmp_path / "project")
+    before = _tree(out)
+    argv = ["train", str(tiny_config), "--out", str(out), "--quiet"]
+    code = cli.main([*argv, "--set", "data.max_per_class=2"])
+    assert code == cli.EXIT_USAGE
+    err = _errors(capsys)
+    assert "`--out` is not empty" in err and "subset/" in err
+    assert _tree(out) == before
+
+
+def test_max_per_class_links_its_subset_outside_the_run(tiny_config, tmp_path):
+    out = tmp_path / "run"
+    argv = ["train", str(tiny_config), "--out", str(out), "--quiet"]
+    assert cli.main([*argv, "--set", "data.max_per_class=4"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    # 4 per class at most in each split: 3 classes -> 12 examples at most.
+    assert sum(sum(c.values()) for c in metrics["counts"].values()) <= 12
+    assert not (out / "subset").exists()
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".kerastune_ft.json",
+        "checkpoints",
+        "class_names.json",
+        "config.toml",
+        "history.csv",
+        "metrics.json",
+        "model.keras",
+        "plots",
+        "report.html",
+    ]
+
+
+@pytest.fixture
+def finished_run(tiny_config, tmp_path):
+    out = tmp_path / "run"
+    assert cli.main(["train", str(tiny_config), "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def test_evaluate_into_a_run_writes_beside_its_files(
+    finished_run, image_folder, capsys
+):
+    before = _tree(finished_run)
+    argv = ["evaluate", str(finished_run / "model.keras"), f"mine={image_folder}"]
+    assert cli.main([*argv, "--out", str(finished_run)]) == 0
+    after = _tree(finished_run)
+    assert {k: v for k, v in after.items() if k in before} == before
+    added = sorted(set(after) - set(before))
+    assert all(path.startswith("evaluations") for path in added), added
+    saved = json.loads((finished_run / "evaluations/mine/metrics.json").read_text())
+    assert saved["results"]["mine"]["n"] == 24
+    # The same evaluation again replaces only its own files.
+    assert cli.main([*argv, "--out", str(finished_run)]) == 0
+    capsys.readouterr()
+
+
+def test_evaluate_refuses_a_folder_of_user_files(finished_run, image_folder, capsys):
+    folder = _user_files(finished_run.parent / "mine")
+    before = _tree(folder)
+    argv = ["evaluate", str(finished_run / "model.keras"), str(image_folder)]
+    assert cli.main([*argv, "--out", str(folder)]) == cli.EXIT_USAGE
+    assert "`--out` is not empty" in _errors(capsys)
+    assert _tree(folder) == before
+    (folder.parent / "a_file").write_text("x")
+    assert cli.main([*argv, "--out", str(folder.parent / "a_file")]) == 2
+    assert "is a file" in _errors(capsys)
+
+
+def test_train_out_must_not_be_a_file(tiny_config, tmp_path, capsys):
+    target = tmp_path / "results.txt"
+    target.write_text("keep me")
+    assert cli.main(["train", str(tiny_config), "--out", str(target)]) == 2
+    assert "`--out` must be a folder" in _errors(capsys)
+    assert target.read_text() == "keep me"
+
+
+# ---------------------------------------------------------------------------
+# Data checks: the CLI reports what kft.data.find_leakage finds (issue 15)
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def leaky_config(tmp_path, image_folder, tiny_config):
+    """train/ and val/ splits where val repeats two training images."""
+    import shutil
+
+    root = tmp_path / "leaky"
+    for name in ("cat", "dog", "fox"):
+        files = sorted((image_folder / name).iterdir())
+        for split, chosen in (("train", files[:6]), ("val", files[4:])):
+            (root / split / name).mkdir(parents=True)
+            for path in chosen:
+                shutil.copy(path, root / split / name / path.name)
+    path = tmp_path / "leaky.toml"
+    text = tiny_config.read_text()
+    path.write_text(text.replace(str(image_folder), str(root)))
+    return path
+
+
+def test_train_reports_leakage(leaky_config, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["train", str(leaky_config), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Warning: Leakage: 6 val example(s) also appear in train" in printed
+    checks = json.loads((out / "metrics.json").read_text())["data_checks"]
+    assert checks["has_leakage"] is True
+    assert checks["leakage_across_splits"]["train/val"] == {"exact": 6}
+    assert "Leakage: 6 val example(s)" in (out / "report.html").read_text()
+
+
+@pytest.mark.parametrize("how", ["--strict", "data.strict=true"])
+def test_strict_makes_leakage_an_error(how, leaky_config, tmp_path, capsys):
+    out = tmp_path / "run"
+    strict = ["--strict"] if how == "--strict" else ["--set", how]
+    argv = ["train", str(leaky_config), "--out", str(out), *strict]
+    assert cli.main(argv) == cli.EXIT_USAGE
+    err = _errors(capsys)
+    assert "Leakage: 6 val example(s)" in err and "--strict" in err
+    assert not (out / "model.keras").exists()
+
+
+def test_train_reports_imbalance(tiny_config, tmp_path, image_folder, capsys):
+    for path in sorted((image_folder / "fox").iterdir())[2:]:
+        path.unlink()
+    out = tmp_path / "run"
+    assert cli.main(["train", str(tiny_config), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    # 6 cats against 1 fox once a quarter of each class went to validation.
+    assert "Imbalanced classes: 'cat' has 6.0x the training examples of 'fox'" in (
+        printed
+    )
+    assert 'training.class_weight = "balanced"' in printed
+
+
+# ---------------------------------------------------------------------------
+# Same config, same run; a quiet, quick command line (issue 15)
+# ---------------------------------------------------------------------------
+
+
+def _console(*argv, env=None, python_flags=()):
+    command = [sys.executable, *python_flags, str(CONSOLE), *map(str, argv)]
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=600, env=env
+    )
+
+
+def test_the_same_train_command_twice_gives_the_same_history(tiny_config, tmp_path):
+    histories = []
+    for run in ("first", "second"):
+        out = tmp_path / run
+        done = _console("train", tiny_config, "--out", out, "--quiet")
+        assert done.returncode == 0, done.stderr
+        histories.append((out / "history.csv").read_text())
+    assert histories[0] == histories[1]
+    assert histories[0].count("\n") == 3  # header + 2 epochs
+
+
+def _without_tf_log_level():
+    env = dict(os.environ)
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    return env
+
+
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["train", "--help"], ["train", "{bad}"]], ids=str
+)
+def test_help_and_config_errors_do_not_import_tensorflow(argv, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('task = "image"\n[data]\nsource = "x"\n[training]\nepoch = 3\n')
+    argv = [a.format(bad=bad) for a in argv]
+    done = _console(*argv, python_flags=["-X", "importtime"])
+    assert done.returncode in (0, 2), done.stderr
+    imported = [line.split("|")[-1].strip() for line in done.stderr.splitlines()]
+    assert "tensorflow" not in imported and "keras" not in imported
+
+
+def test_commands_print_no_tensorflow_start_up_noise(tmp_path):
+    done = _console("describe", "mobilenet_v2", env=_without_tf_log_level())
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+
+
+def test_import_prints_nothing():
+    done = subprocess.run(
+        [sys.executable, "-c", "import kerastune_ft"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_without_tf_log_level(),
+    )
+    assert done.returncode == 0 and done.stderr == "" and done.stdout == ""

@@ -22,6 +22,9 @@ class Report:
         evaluation: what `kft.evaluate` returned, or `None`. Defaults to
             `None`.
         title: page title. Defaults to `"kerastune_ft report"`.
+        data_checks: sentences about problems found in the data before
+            training (leakage between splits, imbalance, a class missing
+            from a split), shown first. Defaults to `()`.
 
     Example:
 
@@ -33,7 +36,14 @@ class Report:
     0
     """
 
-    def __init__(self, diagnosis=None, evaluation=None, *, title="kerastune_ft report"):
+    def __init__(
+        self,
+        diagnosis=None,
+        evaluation=None,
+        *,
+        title="kerastune_ft report",
+        data_checks=(),
+    ):
         if diagnosis is not None and not isinstance(diagnosis, Diagnosis):
             raise TypeError(
                 "`diagnosis` must be what kft.diagnose returns, or None. "
@@ -49,9 +59,17 @@ class Report:
                 "A Report needs a diagnosis, an evaluation or both: "
                 "kft.Report(kft.diagnose(result), kft.evaluate(model, test_sets))."
             )
+        if isinstance(data_checks, str) or not all(
+            isinstance(line, str) for line in data_checks
+        ):
+            raise TypeError(
+                "`data_checks` must be a list of sentences (str). "
+                f"Received: data_checks={data_checks!r}."
+            )
         self.diagnosis = diagnosis
         self.evaluation = evaluation
         self.title = str(title)
+        self.data_checks = tuple(data_checks)
 
     def to_html(self):
         """The full HTML page as a string."""
@@ -68,6 +86,9 @@ class Report:
             f"<h1>{_html.esc(self.title)}</h1>",
             f"<p>Generated {_html.esc(stamp)} by kerastune_ft.</p>",
         ]
+        if self.data_checks:
+            parts.append("<h2>Data checks</h2>")
+            parts.append(self._data_checks_html())
         if self.diagnosis is not None:
             parts.append("<h2>Training diagnosis</h2>")
             parts.append(self.diagnosis.to_html())
@@ -76,6 +97,10 @@ class Report:
             parts.append(self.evaluation.to_html())
         parts.append("</body></html>")
         return "\n".join(parts)
+
+    def _data_checks_html(self):
+        items = "".join(f"<li>{_html.esc(line)}</li>" for line in self.data_checks)
+        return f'<ul class="data-checks">{items}</ul>'
 
     def save_html(self, path):
         """Writes the report as one self-contained HTML file.
@@ -128,6 +153,8 @@ class Report:
 
     def _repr_html_(self):
         parts = [f"<style>{_html.STYLE}</style>", f"<h2>{_html.esc(self.title)}</h2>"]
+        if self.data_checks:
+            parts.append(self._data_checks_html())
         if self.diagnosis is not None:
             parts.append(self.diagnosis.to_html())
         if self.evaluation is not None:
