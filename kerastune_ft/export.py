@@ -21,7 +21,9 @@ the preprocessor saved beside it (`<name>.preprocessor/`, reload with
 `format="saved_model"`, which takes raw strings.
 """
 
+import contextlib
 import dataclasses
+import json
 import os
 import shutil
 import tempfile
@@ -36,6 +38,9 @@ from kerastune_ft.freezing import is_text_model
 FORMATS = ("keras", "saved_model", "tflite")
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 _SUFFIX = {"keras": ".keras", "tflite": ".tflite"}
+# What an export folder holds so that a later export knows what it wrote.
+EXPORT_MARKER = ".kerastune_ft_export.json"
+_FILE_SUFFIXES = {".keras": "keras", ".tflite": "tflite", ".h5": "keras"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,18 +152,30 @@ def _describe_inputs(model, tokenized):
 
 
 def _check_path(path, format):
-    path = os.fspath(path)
+    """The export's path as a string, its suffix checked or added."""
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(
+            "`path` must be a file or folder path (str or pathlib.Path). "
+            f"Received: path={path!r} of type {type(path).__name__}."
+        )
+    path = os.path.expanduser(os.fspath(path))
+    if not path:
+        raise ValueError("`path` must not be empty. Received: path=''.")
     suffix = _SUFFIX.get(format)
+    root, ext = os.path.splitext(path)
+    if format == "saved_model" and ext in _FILE_SUFFIXES:
+        raise ValueError(
+            f"A SavedModel is a folder, but `path` names a `{ext}` file. "
+            f"Received: path={path!r}. Use a folder path such as {root!r}, or "
+            f"format={_FILE_SUFFIXES[ext]!r} for a `{ext}` file."
+        )
     if suffix and not path.endswith(suffix):
-        root, ext = os.path.splitext(path)
         if ext:
             raise ValueError(
                 f"A {format} export is a `{suffix}` file. Received: path={path!r}. "
                 f"Use {root + suffix!r}."
             )
         path += suffix
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
     return path
 
 
@@ -180,6 +197,7 @@ def export(
     representative_data=None,
     *,
     num_calibration=100,
+    overwrite=False,
 ):
     """Exports a model as `.keras`, a TensorFlow SavedModel, or TFLite.
 
@@ -187,11 +205,29 @@ def export(
     softmax (or sigmoid) is added when the model outputs logits (as
     kerastune_ft text models do).
 
+    Nothing the export did not write is ever deleted. Every export is first
+    written completely under a temporary name beside `path`, then moved into
+    place, so a crash never leaves a half-written file under the final name.
+    A SavedModel folder gets a marker file (`.kerastune_ft_export.json`)
+    listing what the export wrote there:
+
+    - `.keras` / `.tflite`: an existing file at `path` is refused unless
+      `overwrite=True`, which replaces it.
+    - SavedModel: `path` may be new, an empty folder, or a folder an
+      earlier `kft.export` wrote (its marker lists what it wrote; only those
+      entries are replaced). Any other folder is refused unless
+      `overwrite=True`, which writes the SavedModel's own entries
+      (`saved_model.pb`, `variables/`, `assets/`, `fingerprint.pb`) into it,
+      replacing only entries of those names and keeping everything else.
+    - Text models to TFLite also write the tokenizer to
+      `<name>.preprocessor/`, under the same folder rule.
+
     Args:
         model: a trained Keras model, e.g. from `kft.build_image_classifier`,
             `kft.build_text_classifier` or `kft.fine_tune(...).model`.
         path: where to write: a `.keras` file, a SavedModel directory, or a
-            `.tflite` file (the suffix is added when missing).
+            `.tflite` file (the suffix is added when missing). Missing
+            parent folders are created.
         format: `"keras"`, `"saved_model"` or `"tflite"`. Defaults to
             `"keras"`.
         quantize: TFLite only: `"none"`, `"float16"`, `"dynamic"` (int8
@@ -204,10 +240,18 @@ def export(
             to `None`.
         num_calibration: how many examples of `representative_data` to
             calibrate on. Defaults to `100`.
+        overwrite: replace an existing export file, or write a SavedModel
+            into a non-empty folder kerastune_ft did not write (keeping the
+            files there that are not part of a SavedModel). Defaults to
+            `False`.
 
     Returns:
         An `ExportResult` (path, size, what the export takes and returns,
         and notes on anything not exported).
+
+    Raises:
+        ValueError: a bad argument, or `path` holds something the export
+            would replace (the message says what to do).
 
     Example:
 
@@ -218,7 +262,47 @@ def export(
     >>> result = kft.export(model, os.path.join(folder, "model"))
     >>> result.format, os.path.basename(result.path)
     ('keras', 'model.keras')
+    >>> result = kft.export(model, result.path, overwrite=True)  # replaces it
     """
+    _check_export_arguments(
+        model, format, quantize, representative_data, num_calibration, overwrite
+    )
+    path = _check_path(path, format)
+    if format == "saved_model":
+        owned = _folder_target(path, overwrite)
+        with _staging(path) as staging:
+            result = _export_saved_model(model, path, staging, owned, overwrite)
+        return result
+    _file_target(path, format, overwrite)
+    if format == "keras":
+        with _staging(path) as staging:
+            staged = os.path.join(staging, os.path.basename(path))
+            model.save(staged)
+            os.replace(staged, path)
+        inputs = _describe_inputs(model, tokenized=False)
+        return ExportResult(
+            path, format, quantize, _size(path), inputs, "the model's own outputs"
+        )
+    preprocessor = None
+    if is_text_model(model):
+        preprocessor = _preprocessor_dir(path)
+        preprocessor = (preprocessor, _folder_target(preprocessor, overwrite))
+    with _staging(path) as staging:
+        return _export_tflite(
+            model,
+            path,
+            staging,
+            quantize,
+            representative_data,
+            num_calibration,
+            preprocessor,
+            overwrite,
+        )
+
+
+def _check_export_arguments(
+    model, format, quantize, representative_data, num_calibration, overwrite
+):
     if not isinstance(model, keras.Model):
         raise TypeError(
             f"`model` must be a keras.Model. Received: {type(model).__name__}."
@@ -226,6 +310,10 @@ def export(
     check_choice("format", format, FORMATS)
     check_choice("quantize", quantize, QUANTIZATIONS)
     check_number("num_calibration", num_calibration, low=1, integer=True)
+    if not isinstance(overwrite, bool):
+        raise TypeError(
+            f"`overwrite` must be True or False. Received: overwrite={overwrite!r}."
+        )
     if format != "tflite" and quantize != "none":
         raise ValueError(
             "`quantize` applies to format='tflite' only. Received: "
@@ -243,16 +331,172 @@ def export(
             "`representative_data` is only used with quantize='int8'. Received: "
             f"quantize={quantize!r}."
         )
-    path = _check_path(path, format)
-    if format == "keras":
-        model.save(path)
-        inputs = _describe_inputs(model, tokenized=False)
-        return ExportResult(
-            path, format, quantize, _size(path), inputs, "the model's own outputs"
+
+
+# --------------------------------------------------------------------------
+# Writing without losing anything: targets checked first, staged, then moved.
+# --------------------------------------------------------------------------
+
+
+def _file_target(path, format, overwrite):
+    """Refuses a file export that would replace a folder, or a file unasked."""
+    if os.path.isdir(path):
+        raise ValueError(
+            f"`path` is a folder, but a {format} export is one `{_SUFFIX[format]}` "
+            f"file. Received: path={path!r}. Choose a file path, e.g. "
+            f"{os.path.join(path, 'model' + _SUFFIX[format])!r}."
         )
-    if format == "saved_model":
-        return _export_saved_model(model, path)
-    return _export_tflite(model, path, quantize, representative_data, num_calibration)
+    if os.path.lexists(path) and not overwrite:
+        raise ValueError(
+            f"{path!r} already exists: kft.export does not replace files unless "
+            "asked. Choose another `path`, or pass overwrite=True to replace it "
+            "(`--overwrite` on the command line)."
+        )
+
+
+def _folder_target(path, overwrite):
+    """Checks a folder an export writes into; returns the entries it may replace.
+
+    Returns:
+        The names an earlier kerastune_ft export wrote there (from its
+        marker), or an empty set (new or empty folder, or overwrite=True).
+    """
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise ValueError(
+            f"`path` {path!r} is a file, but this export writes a folder there. "
+            "Choose another path; kft.export never replaces a file with a folder."
+        )
+    if not os.path.isdir(path):
+        return set()
+    entries = sorted(os.listdir(path))
+    owned = _read_marker(path)
+    if not entries or owned is not None or overwrite:
+        return owned or set()
+    shown = ", ".join(repr(e) for e in entries[:4]) + (
+        ", ..." if len(entries) > 4 else ""
+    )
+    raise ValueError(
+        f"{path!r} is not empty ({len(entries)} entries: {shown}) and no earlier "
+        "kft.export wrote it: exporting there could replace files that are not "
+        "the export's, so nothing was written. Choose another path (e.g. "
+        f"{os.path.join(path, 'saved_model')!r}), an empty folder, or pass "
+        "overwrite=True (`--overwrite`) to write the export's own entries into it "
+        "(other files are kept)."
+    )
+
+
+def _read_marker(folder):
+    """The entry names a kerastune_ft marker lists, or None when there is none."""
+    try:
+        with open(os.path.join(folder, EXPORT_MARKER), encoding="utf-8") as f:
+            marker = json.load(f)
+    except (OSError, ValueError):
+        return None
+    entries = marker.get("entries") if isinstance(marker, dict) else None
+    if marker.get("written_by") != "kerastune_ft" or not isinstance(entries, list):
+        return None
+    # Only plain names inside the folder: a hand-edited marker must never
+    # make an export delete anything outside it.
+    if not all(_plain_name(e) for e in entries):
+        return None
+    return set(entries)
+
+
+def _plain_name(name):
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..", EXPORT_MARKER)
+        and os.path.basename(name) == name
+        and not (os.altsep and os.altsep in name)
+    )
+
+
+def _write_marker(folder, entries, what):
+    from kerastune_ft import __version__
+
+    marker = {
+        "written_by": "kerastune_ft",
+        "version": __version__,
+        "what": what,
+        "entries": sorted(entries),
+    }
+    staged = os.path.join(folder, EXPORT_MARKER + ".tmp")
+    with open(staged, "w", encoding="utf-8") as f:
+        json.dump(marker, f, indent=2)
+    os.replace(staged, os.path.join(folder, EXPORT_MARKER))
+
+
+@contextlib.contextmanager
+def _staging(path):
+    """A temporary folder beside `path`, removed afterwards.
+
+    Parent folders of `path` are created for it; if the export fails they
+    are removed again (only those this call created, and only when empty).
+    """
+    parent = os.path.dirname(os.path.abspath(path))
+    created = []
+    probe = parent
+    while not os.path.isdir(probe):
+        created.append(probe)
+        probe = os.path.dirname(probe)
+    os.makedirs(parent, exist_ok=True)
+    staging = None
+    try:
+        staging = tempfile.mkdtemp(
+            prefix=f".{os.path.basename(path)}.", suffix=".kft-tmp", dir=parent
+        )
+        yield staging
+    except BaseException:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+            staging = None
+        for folder in created:  # deepest first
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
+        raise
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _install_folder(staged, target, owned, overwrite, what):
+    """Moves a fully written folder's entries to `target`, marking them ours.
+
+    Removes only what the marker says an earlier export wrote, and, with
+    overwrite=True, entries the new export replaces by name.
+    """
+    new = set(os.listdir(staged))
+    if not os.path.isdir(target):
+        _write_marker(staged, new, what)
+        os.replace(staged, target)
+        return
+    existing = set(os.listdir(target)) - {EXPORT_MARKER}
+    clashes = (existing & new) - owned
+    if clashes and not overwrite:
+        raise ValueError(
+            f"{target!r} holds {', '.join(sorted(clashes))}, which an earlier "
+            "kft.export did not write and this export would replace: nothing was "
+            "written. Move them away, choose another path, or pass overwrite=True."
+        )
+    # A marker naming old and new entries first: if the process stops
+    # midway, the next export still knows what it may clean up.
+    _write_marker(target, owned | new, what)
+    for name in sorted((owned | new) & existing):
+        _remove(os.path.join(target, name))
+    for name in sorted(new):
+        os.replace(os.path.join(staged, name), os.path.join(target, name))
+    _write_marker(target, new, what)
+
+
+def _remove(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    else:
+        os.remove(path)
+
+
+def _preprocessor_dir(path):
+    return os.path.splitext(path)[0] + ".preprocessor"
 
 
 def _outputs_words(model):
@@ -261,7 +505,7 @@ def _outputs_words(model):
     return f"class probabilities, shape (batch, num_classes){added}"
 
 
-def _export_saved_model(model, path):
+def _export_saved_model(model, path, staging, owned, overwrite):
     import tensorflow as tf
 
     archive = keras.export.ExportArchive()
@@ -286,9 +530,9 @@ def _export_saved_model(model, path):
         )
     else:
         archive.add_endpoint("serve", call, input_signature=[signature])
-    if os.path.exists(path):
-        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-    archive.write_out(path, verbose=False)
+    staged = os.path.join(staging, "saved_model")
+    archive.write_out(staged, verbose=False)
+    _install_folder(staged, path, owned, overwrite, "saved_model")
     return ExportResult(
         path,
         "saved_model",
@@ -342,12 +586,44 @@ def _calibration_inputs(model, data, limit, signature):
         raise ValueError("`representative_data` is empty: nothing to calibrate on.")
 
 
-def _export_tflite(model, path, quantize, representative_data, limit):
+def _export_tflite(
+    model, path, staging, quantize, representative_data, limit, preprocessor, overwrite
+):
+    flatbuffer = _convert_tflite(model, quantize, representative_data, limit)
+    staged = os.path.join(staging, os.path.basename(path))
+    with open(staged, "wb") as f:
+        f.write(flatbuffer)
+    notes = ()
+    if preprocessor is not None:
+        preprocessor_dir, owned = preprocessor
+        staged_dir = os.path.join(staging, "preprocessor")
+        _save_preprocessor(model, staged_dir)
+        _install_folder(staged_dir, preprocessor_dir, owned, overwrite, "preprocessor")
+        notes = (
+            "Not exported: the tokenizer. Its ops (tensorflow-text WordPiece) have "
+            "no TFLite kernels, so this file takes token ids, not strings. "
+            f"Tokenize outside it with the preprocessor saved in {preprocessor_dir} "
+            "(keras_hub.models.TextClassifierPreprocessor.from_preset(dir)), or "
+            "export format='saved_model', which takes raw strings.",
+        )
+    os.replace(staged, path)
+    return ExportResult(
+        path,
+        "tflite",
+        quantize,
+        _size(path),
+        _describe_inputs(model, tokenized=True),
+        _outputs_words(model),
+        notes,
+    )
+
+
+def _convert_tflite(model, quantize, representative_data, limit):
+    """The TFLite flatbuffer (bytes) of the model's probabilities."""
     import tensorflow as tf
 
     call = _probabilities_fn(model)
     signature = _input_signature(model)
-    text = is_text_model(model)
     with tempfile.TemporaryDirectory() as tmp:
         archive = keras.export.ExportArchive()
         archive.track(model)
@@ -373,37 +649,13 @@ def _export_tflite(model, path, quantize, representative_data, limit):
 
             converter.representative_dataset = representative_dataset
         try:
-            flatbuffer = converter.convert()
+            return converter.convert()
         except Exception as e:  # the converter raises ConverterError and others
             raise ValueError(
                 f"TFLite conversion failed ({type(e).__name__}): {str(e)[:600]}. "
                 "Some ops have no TFLite kernels; export format='saved_model' "
                 "instead, which runs every TensorFlow op."
             ) from e
-    with open(path, "wb") as f:
-        f.write(flatbuffer)
-    notes = ()
-    if text:
-        preprocessor_dir = os.path.splitext(path)[0] + ".preprocessor"
-        if os.path.isdir(preprocessor_dir):
-            shutil.rmtree(preprocessor_dir)
-        _save_preprocessor(model, preprocessor_dir)
-        notes = (
-            "Not exported: the tokenizer. Its ops (tensorflow-text WordPiece) have "
-            "no TFLite kernels, so this file takes token ids, not strings. "
-            f"Tokenize outside it with the preprocessor saved in {preprocessor_dir} "
-            "(keras_hub.models.TextClassifierPreprocessor.from_preset(dir)), or "
-            "export format='saved_model', which takes raw strings.",
-        )
-    return ExportResult(
-        path,
-        "tflite",
-        quantize,
-        _size(path),
-        _describe_inputs(model, tokenized=True),
-        _outputs_words(model),
-        notes,
-    )
 
 
 def _save_preprocessor(model, directory):

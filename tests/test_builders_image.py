@@ -507,3 +507,60 @@ def test_keras_hub_preset_without_converter_warns(tmp_path):
     )
     assert isinstance(quiet.get_layer("preprocessing"), ImagePreprocessing)
     assert quiet.input.shape == (None, None, None, 3)
+
+
+# ------------------------------------------------------------------ seed
+
+
+def _seeded(seed, **kwargs):
+    return kft.build_image_classifier(
+        "mobilenet_v2",
+        3,
+        seed=seed,
+        dropout=0.5,
+        head_units=(8,),
+        augmentation="light",
+        **SMALL,
+        **kwargs,
+    )
+
+
+def _seed_states(model):
+    return [
+        keras.ops.convert_to_numpy(layer.seed_generator.state).tolist()
+        for layer in model._flatten_layers()
+        if getattr(layer, "seed_generator", None) is not None
+    ]
+
+
+def test_same_seed_same_initial_weights_and_layer_seeds():
+    first = _seeded(7)
+    np.random.default_rng().random()  # unrelated randomness in between
+    keras.random.normal((3,))
+    second = _seeded(7)
+    for a, b in zip(first.get_weights(), second.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert _seed_states(first) and _seed_states(first) == _seed_states(second)
+    other = _seeded(8)
+    head = first.get_layer("predictions").get_weights()[0]
+    assert not np.array_equal(head, other.get_layer("predictions").get_weights()[0])
+    assert _seed_states(first) != _seed_states(other)
+
+
+def test_same_seed_same_training():
+    x, y = _images(8), np.arange(8) % 3
+    weights = []
+    for _ in range(2):
+        model = _seeded(3)
+        model.fit(x, y, epochs=2, batch_size=4, verbose=0)
+        weights.append(model.get_layer("predictions").get_weights()[0])
+    np.testing.assert_array_equal(weights[0], weights[1])
+
+
+@pytest.mark.parametrize(
+    "seed, error",
+    [(-1, ValueError), (1.5, TypeError), ("0", TypeError), (True, TypeError)],
+)
+def test_bad_seed(seed, error):
+    with pytest.raises(error, match=f"Received: seed={seed!r}"):
+        kft.build_image_classifier("mobilenet_v2", 2, seed=seed, **SMALL)

@@ -272,3 +272,27 @@ def test_fine_tune_caches_features_of_a_frozen_text_backbone():
         kft.fine_tune(unfrozen, data, data, epochs=1, verbose=0).stages[0].cached
         == "none"
     )
+
+
+def test_same_seed_same_head_and_dropout_seeds():
+    def head(seed):
+        # The backbone instance is made before the call: only the head is
+        # the builder's to seed.
+        model = build(num_layers=1, seed=seed, dropout=0.3)
+        state = model.get_layer("dropout").seed_generator.state
+        seeds = keras.ops.convert_to_numpy(state).tolist()
+        return model.get_layer("predictions").get_weights(), seeds
+
+    (kernel_a, bias_a), seeds_a = head(5)
+    (kernel_b, bias_b), seeds_b = head(5)
+    (kernel_c, _), seeds_c = head(6)
+    np.testing.assert_array_equal(kernel_a, kernel_b)
+    np.testing.assert_array_equal(bias_a, bias_b)
+    assert seeds_a == seeds_b != seeds_c
+    assert not np.array_equal(kernel_a, kernel_c)
+
+
+@pytest.mark.parametrize("seed, error", [(-2, ValueError), ("1", TypeError)])
+def test_bad_seed(seed, error):
+    with pytest.raises(error, match=f"Received: seed={seed!r}"):
+        build(num_layers=1, seed=seed)

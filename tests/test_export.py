@@ -5,6 +5,7 @@ Exact for `.keras`, close for SavedModel, and for TFLite the agreement rate
 (`pytest -s` shows them).
 """
 
+import json
 import os
 
 import keras
@@ -14,7 +15,13 @@ import pytest
 import tensorflow as tf
 from _tiny import TEXTS, tiny_bert_backbone, tiny_bert_preprocessor
 
-from kerastune_ft.export import ExportResult, export, output_activation, tflite_predict
+from kerastune_ft.export import (
+    EXPORT_MARKER,
+    ExportResult,
+    export,
+    output_activation,
+    tflite_predict,
+)
 
 
 def small_image_model():
@@ -260,3 +267,141 @@ def test_real_mobilenet_v2_exports(shared_dir, tmp_path, monkeypatch):
     # 3-epoch head moves close calls; float32 TFLite agrees exactly.
     assert results["int8"][1] >= 0.75
     assert os.path.getsize(saved.path + "/saved_model.pb") > 0
+
+
+# ------------------------------------------- nothing lost (issue 15, bug 1)
+
+
+def dense_model():
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(2, activation="softmax")]
+    )
+    return model
+
+
+def user_run_folder(root):
+    """A training run folder as a user has it: nothing in it is an export."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "notes.txt").write_text("my notes\n")
+    (root / "model.keras").write_bytes(b"pretend model bytes")
+    (root / "checkpoints").mkdir()
+    (root / "checkpoints" / "epoch_1.weights.h5").write_bytes(b"ckpt")
+    return root
+
+
+def test_saved_model_refuses_a_folder_with_user_files(tmp_path):
+    from _bad_inputs import snapshot
+
+    run = user_run_folder(tmp_path / "run")
+    before = snapshot(tmp_path)
+    with pytest.raises(ValueError) as info:
+        export(dense_model(), run, format="saved_model")
+    message = str(info.value)
+    assert str(run) in message and "not empty" in message
+    assert "overwrite=True" in message
+    assert snapshot(tmp_path) == before
+
+
+def test_saved_model_into_an_empty_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = export(dense_model(), tmp_path / "empty", format="saved_model")
+    loaded = tf.saved_model.load(result.path)
+    assert loaded.serve(tf.zeros((1, 4))).shape == (1, 2)
+    marker = json.loads((tmp_path / "empty" / EXPORT_MARKER).read_text())
+    assert "saved_model.pb" in marker["entries"] and "variables" in marker["entries"]
+    assert sorted(os.listdir(tmp_path)) == ["empty"]  # no temporary left over
+
+
+def test_saved_model_re_exports_into_its_own_folder(tmp_path):
+    export(dense_model(), tmp_path / "served", format="saved_model")
+    (tmp_path / "served" / "README.txt").write_text("added by the user\n")
+    model = dense_model()
+    result = export(model, tmp_path / "served", format="saved_model")
+    x = np.ones((1, 4), "float32")
+    loaded = tf.saved_model.load(result.path)  # keep it: it owns the variables
+    served = loaded.serve(tf.constant(x)).numpy()
+    np.testing.assert_allclose(served, model.predict(x, verbose=0), atol=1e-6)
+    assert (tmp_path / "served" / "README.txt").read_text() == "added by the user\n"
+
+
+def test_saved_model_overwrite_keeps_unrelated_user_files(tmp_path):
+    from _bad_inputs import snapshot
+
+    run = user_run_folder(tmp_path / "run")
+    (run / "saved_model.pb").write_bytes(b"stale")  # a name the export writes
+    before = snapshot(run)
+    result = export(dense_model(), run, format="saved_model", overwrite=True)
+    after = snapshot(run)
+    for key, value in before.items():
+        if key != "saved_model.pb":
+            assert after[key] == value, key
+    assert after["saved_model.pb"] != before["saved_model.pb"]
+    loaded = tf.saved_model.load(result.path)
+    assert loaded.serve(tf.zeros((1, 4))).shape == (1, 2)
+    # Now a marked export: re-exporting needs no overwrite=True.
+    export(dense_model(), run, format="saved_model")
+    assert snapshot(run)["notes.txt"] == before["notes.txt"]
+
+
+def test_saved_model_refuses_a_file_and_a_file_suffix(tmp_path):
+    (tmp_path / "taken").write_text("a file")
+    with pytest.raises(ValueError, match=r"taken.*is a file"):
+        export(dense_model(), tmp_path / "taken", format="saved_model")
+    with pytest.raises(ValueError, match=r"SavedModel is a folder.*m\.keras"):
+        export(dense_model(), tmp_path / "m.keras", format="saved_model")
+    assert sorted(os.listdir(tmp_path)) == ["taken"]
+
+
+@pytest.mark.parametrize("format", ["keras", "tflite"])
+def test_single_file_export_refuses_an_existing_file(tmp_path, format):
+    path = tmp_path / f"m.{format}"
+    path.write_bytes(b"precious")
+    with pytest.raises(ValueError, match=r"m\.(keras|tflite).*already exists"):
+        export(dense_model(), path, format=format)
+    assert path.read_bytes() == b"precious"
+    result = export(dense_model(), path, format=format, overwrite=True)
+    assert path.read_bytes() != b"precious" and result.size_bytes > 0
+    assert sorted(os.listdir(tmp_path)) == [path.name]
+
+
+def test_failed_write_leaves_the_old_file_and_no_partial_file(tmp_path, monkeypatch):
+    path = tmp_path / "m.keras"
+    export(dense_model(), path)
+    old = path.read_bytes()
+
+    def crash(self, filepath, *args, **kwargs):
+        with open(filepath, "wb") as f:
+            f.write(b"half a file")
+        raise KeyboardInterrupt  # the process is stopped mid-write
+
+    monkeypatch.setattr(keras.Model, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        export(dense_model(), path, overwrite=True)
+    assert path.read_bytes() == old
+    assert sorted(os.listdir(tmp_path)) == ["m.keras"]
+
+
+def test_refused_export_creates_no_parent_folder(tmp_path):
+    with pytest.raises(ValueError, match="representative_data"):
+        export(
+            small_image_model(),
+            tmp_path / "new" / "deeper" / "m.tflite",
+            format="tflite",
+            quantize="int8",
+            representative_data=np.zeros((0, 16, 16, 3), "float32"),
+        )
+    assert os.listdir(tmp_path) == []
+
+
+def test_text_tflite_refuses_an_existing_preprocessor_folder(tmp_path):
+    (tmp_path / "text.preprocessor").mkdir()
+    (tmp_path / "text.preprocessor" / "mine.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"text\.preprocessor.*not empty"):
+        export(tiny_text_model(), tmp_path / "text.tflite", format="tflite")
+    assert sorted(os.listdir(tmp_path)) == ["text.preprocessor"]
+    assert os.listdir(tmp_path / "text.preprocessor") == ["mine.txt"]
+
+
+def test_overwrite_must_be_a_bool(tmp_path):
+    with pytest.raises(TypeError, match="Received: overwrite='yes'"):
+        export(dense_model(), tmp_path / "m.keras", overwrite="yes")

@@ -19,6 +19,7 @@ from kerastune_ft.backbones.weights import (
     WeightsNotFoundError,
     check_weights_argument,
     find_local_weights,
+    load_weights_file,
     local_weights_first,
     weights_search_dirs,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "WeightsNotFoundError",
     "check_weights_argument",
     "find_local_weights",
+    "load_weights_file",
     "local_weights_first",
     "weights_search_dirs",
 ]

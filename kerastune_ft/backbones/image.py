@@ -28,7 +28,11 @@ import keras
 from keras import ops
 
 from kerastune_ft._validation import check_choice
-from kerastune_ft.backbones.weights import check_weights_argument, local_weights_first
+from kerastune_ft.backbones.weights import (
+    check_weights_argument,
+    load_weights_file,
+    local_weights_first,
+)
 from kerastune_ft.freezing import BACKBONE_NAME
 
 PREPROCESSING_MODES = ("tf", "torch", "caffe", "none")
@@ -74,13 +78,17 @@ class ImageBackboneSpec:
         """
         constructor = getattr(keras.applications, self.constructor)
         weights = check_weights_argument(weights)
+        # A file is loaded here, not by the constructor, so that a file for
+        # another architecture gets an error naming it and `weights`.
         with local_weights_first():
             model = constructor(
                 include_top=False,
-                weights=weights,
+                weights="imagenet" if weights == "imagenet" else None,
                 input_shape=tuple(input_shape),
                 **kwargs,
             )
+        if weights not in ("imagenet", None):
+            load_weights_file(model, weights, what=f"the {self.family} backbone")
         # Renamed afterwards: EfficientNetV2 reads its block layout from
         # `name`, so passing name="backbone" to the constructor breaks it.
         model.name = BACKBONE_NAME

@@ -17,9 +17,11 @@ provide the file, instead of a raw URL error.
 """
 
 import contextlib
+import difflib
 import glob
 import os
 import re
+import warnings
 
 ENV_WEIGHTS_DIR = "KFT_WEIGHTS_DIR"
 
@@ -147,11 +149,20 @@ def local_weights_first():
 def check_weights_argument(weights):
     """Validates a `weights` argument: "imagenet", a file path, or None.
 
+    A path must name an existing, non-empty `.weights.h5`, `.h5` or `.keras`
+    file that opens as HDF5 (or zip, for `.keras`); whether its tensors fit
+    the backbone is checked when they are loaded (`load_weights_file`).
+
     Args:
         weights: the value received.
 
     Returns:
         `weights`, with a path expanded (`~`) when it is one.
+
+    Raises:
+        TypeError: `weights` is not a string, a path or None.
+        ValueError: the file is missing, a folder, empty, truncated or not
+            a weights file; the message names it and says what to do.
 
     Example:
 
@@ -170,10 +181,126 @@ def check_weights_argument(weights):
         )
     path = os.path.expanduser(weights)
     if not os.path.exists(path):
+        hint = (
+            " Did you mean 'imagenet'?"
+            if difflib.get_close_matches(weights.lower(), ["imagenet"], cutoff=0.7)
+            else ""
+        )
         raise ValueError(
             '`weights` must be "imagenet", None, or the path of an existing '
-            f"weights file. Received: weights={weights!r}, which does not exist. "
-            "Check the path, or use weights='imagenet' (downloads, or reads "
+            f"weights file. Received: weights={weights!r}, which does not exist."
+            f"{hint} Check the path, or use weights='imagenet' (downloads, or reads "
             f"${ENV_WEIGHTS_DIR})."
         )
+    if os.path.isdir(path):
+        raise ValueError(_folder_message(weights, path))
+    _check_weights_file(weights, path)
     return path
+
+
+_WEIGHTS_SUFFIXES = (".weights.h5", ".h5", ".keras")
+_ALTERNATIVES = (
+    "Pass a weights file saved by `model.save_weights('x.weights.h5')` or "
+    "downloaded from Keras Applications, weights='imagenet', or weights=None "
+    "(random initialization)."
+)
+
+
+def _folder_message(weights, path):
+    found = sorted(
+        name
+        for name in os.listdir(path)
+        if name.endswith(_WEIGHTS_SUFFIXES) and os.path.isfile(os.path.join(path, name))
+    )
+    inside = (
+        f" It holds {', '.join(found[:5])}: pass one of them, e.g. "
+        f"weights={os.path.join(weights, found[0])!r}."
+        if found
+        else " It holds no `.weights.h5` or `.h5` file."
+    )
+    return (
+        f"`weights` is a folder, not a weights file. Received: weights={weights!r}."
+        f"{inside} (A keras-hub preset folder is passed as `backbone=`, not "
+        "`weights=`.)"
+    )
+
+
+def _check_weights_file(weights, path):
+    """Raises a ValueError naming `weights` if the file cannot hold weights."""
+    import h5py
+
+    if not path.endswith(_WEIGHTS_SUFFIXES):
+        raise ValueError(
+            "`weights` must be a `.weights.h5` file (or a legacy `.h5` / `.keras` "
+            f"file): Keras reads weights by their suffix. Received: weights="
+            f"{weights!r}. If it is an HDF5 weights file, rename it to end in "
+            "`.weights.h5` (Keras 3 layout) or `.h5` (legacy layout)."
+        )
+    if os.path.getsize(path) == 0:
+        raise ValueError(
+            f"The `weights` file {weights!r} is empty (0 bytes): it was probably cut "
+            f"off while downloading or copying. Copy it again. {_ALTERNATIVES}"
+        )
+    if path.endswith(".keras"):
+        return
+    if not h5py.is_hdf5(path):
+        raise ValueError(
+            f"The `weights` file {weights!r} is not an HDF5 weights file (its first "
+            "bytes are not an HDF5 signature: another format renamed, or an HTML "
+            f"error page saved by a download). {_ALTERNATIVES}"
+        )
+    try:
+        with h5py.File(path, "r"):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"The `weights` file {weights!r} is truncated or damaged and cannot be "
+            f"opened ({error}). Copy or download it again. {_ALTERNATIVES}"
+        ) from error
+
+
+def load_weights_file(model, path, *, what="the backbone"):
+    """Loads a weights file into a model, or says why it does not fit.
+
+    Keras' own warnings (e.g. about nested containers it skipped) are shown
+    only when the file loads; when it does not, the error says it all.
+
+    Args:
+        model: the `keras.Model` to load into.
+        path: a file accepted by `check_weights_argument`.
+        what: how the error names the model. Defaults to `"the backbone"`.
+
+    Returns:
+        `model`, with the weights loaded.
+
+    Raises:
+        ValueError: the file holds weights of another architecture or
+            variant; the message names the file and the `weights` argument.
+
+    Example:
+
+    >>> import os, tempfile, keras, kerastune_ft as kft
+    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    >>> path = os.path.join(tempfile.mkdtemp(), "dense.weights.h5")
+    >>> model.save_weights(path)
+    >>> kft.backbones.load_weights_file(model, path) is model
+    True
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model.load_weights(path)
+        except (ValueError, KeyError, OSError, TypeError) as error:
+            first = str(error).strip().splitlines()[0][:300] if str(error) else ""
+            raise ValueError(
+                f"The `weights` file {path!r} does not fit {what}: it holds weights "
+                "for another architecture or variant (e.g. MobileNetV2 alpha=0.35 "
+                "weights for an alpha=1.0 model). Pass the file made for this "
+                "backbone with the same `backbone_kwargs`, weights='imagenet', or "
+                f"weights=None. Keras said: {type(error).__name__}: {first}"
+            ) from error
+    for warning in caught:
+        warnings.warn_explicit(
+            warning.message, warning.category, warning.filename, warning.lineno
+        )
+    return model

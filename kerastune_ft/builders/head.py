@@ -78,6 +78,48 @@ def check_head_arguments(
     return tuple(int(u) for u in head_units)
 
 
+SEED_LIMIT = 2**32  # NumPy's global seed, which set_random_seed sets, is 32-bit.
+
+
+def check_seed(seed):
+    """Validates a builder's `seed`: None or an int in [0, 2**32).
+
+    Returns:
+        `seed`, unchanged.
+
+    Raises:
+        TypeError, ValueError: naming `seed` and what was received.
+
+    Example:
+
+    >>> from kerastune_ft.builders.head import check_seed
+    >>> check_seed(0), check_seed(None)
+    (0, None)
+    """
+    if seed is None:
+        return None
+    return check_number(
+        "seed",
+        seed,
+        low=0,
+        high=SEED_LIMIT,
+        high_inclusive=False,
+        integer=True,
+        hint="Pass an int such as 0, or None for an unseeded build.",
+    )
+
+
+def apply_seed(seed):
+    """Seeds Keras, TensorFlow, NumPy and Python before a build creates layers.
+
+    With the global generators seeded, every layer created afterwards draws
+    the same initial weights and the same Dropout / augmentation seeds, in
+    creation order. `seed=None` leaves the global state alone.
+    """
+    if seed is not None:
+        keras.utils.set_random_seed(int(seed))
+
+
 def add_classification_head(
     features,
     num_classes,

@@ -28,7 +28,9 @@ from kerastune_ft.backbones.weights import check_weights_argument
 from kerastune_ft.builders.head import (
     POOLINGS,
     add_classification_head,
+    apply_seed,
     check_head_arguments,
+    check_seed,
     compile_classifier,
 )
 from kerastune_ft.freezing import BACKBONE_NAME, freeze_backbone
@@ -63,6 +65,7 @@ def build_image_classifier(
     bn_trainable=False,
     name=None,
     strategy=None,
+    seed=None,
 ):
     """Builds an image classifier on a pretrained backbone.
 
@@ -136,6 +139,17 @@ def build_image_classifier(
             variables; pass the same one to `kft.fine_tune`. Building inside
             `with strategy.scope():` does the same. Defaults to `None` (the
             strategy in scope, if any). See `docs/distributed.md`.
+        seed: an int in [0, 2**32) for a reproducible build: the builder
+            calls `keras.utils.set_random_seed(seed)` (seeding Python, NumPy,
+            TensorFlow and Keras' global generators) before it creates any
+            layer, so two builds with the same seed have the same initial
+            head weights (and backbone weights with `weights=None`), the
+            same Dropout and augmentation seeds, and start training from the
+            same random state. A ready `keras.Model` backbone was created
+            before the call and keeps its weights. Identical training also
+            needs the same data order and, on GPU, deterministic ops
+            (`tf.config.experimental.enable_op_determinism()`). Defaults to
+            `None` (no seeding: the global random state as it is).
 
     Returns:
         A functional `keras.Model`, compiled when `compile=True`.
@@ -164,6 +178,7 @@ def build_image_classifier(
     )
     check_choice("pooling", pooling, POOLINGS)
     check_choice("preprocessing", preprocessing, ("auto", *PREPROCESSING_MODES))
+    check_seed(seed)
     if backbone_kwargs is None:
         backbone_kwargs = {}
     if not isinstance(backbone_kwargs, dict):
@@ -181,6 +196,7 @@ def build_image_classifier(
     if input_shape is not None:
         input_shape = _check_input_shape(input_shape)
 
+    apply_seed(seed)  # before the first layer is created
     base, prep_layer, input_shape, label = _make_backbone(
         backbone, weights, input_shape, backbone_kwargs, preprocessing
     )

@@ -16,7 +16,9 @@ from kerastune_ft._validation import check_choice, check_number
 from kerastune_ft.builders.head import (
     NO_DECAY_VARIABLES,
     add_classification_head,
+    apply_seed,
     check_head_arguments,
+    check_seed,
     classification_loss,
     classification_metrics,
     make_adamw,
@@ -373,6 +375,7 @@ def build_text_classifier(
     weight_decay=0.01,
     verbose=0,
     strategy=None,
+    seed=None,
 ):
     """Builds a text classifier on a pretrained keras-hub transformer.
 
@@ -428,6 +431,17 @@ def build_text_classifier(
             same one to `kft.fine_tune`. Building inside
             `with strategy.scope():` does the same. Defaults to `None` (the
             strategy in scope, if any). See `docs/distributed.md`.
+        seed: an int in [0, 2**32) for a reproducible build: the builder
+            calls `keras.utils.set_random_seed(seed)` (seeding Python, NumPy,
+            TensorFlow and Keras' global generators) before it creates any
+            layer, so two builds with the same seed have the same initial
+            head weights (and backbone weights with `load_weights=False`),
+            the same Dropout seeds, and start training from the same random
+            state. A `keras_hub.models.Backbone` instance was created before
+            the call and keeps its weights. Identical training also needs the
+            same data order and, on GPU, deterministic ops
+            (`tf.config.experimental.enable_op_determinism()`). Defaults to
+            `None` (no seeding: the global random state as it is).
 
     Returns:
         A `kft.builders.text.TransferTextClassifier` (a keras-hub
@@ -447,6 +461,7 @@ def build_text_classifier(
 
     check_number("verbose", verbose, low=0, integer=True)
     check_number("num_classes", num_classes, low=1, integer=True)
+    check_seed(seed)
     if isinstance(sequence_length, str):
         check_choice(
             "sequence_length",
@@ -465,7 +480,9 @@ def build_text_classifier(
                 f"Received: preprocessor={preprocessor!r}."
             )
         model_backbone = backbone
+        apply_seed(seed)  # before the head's layers are created
     else:
+        apply_seed(seed)  # before any layer (and a random backbone) is created
         model_backbone, preprocessor = load_text_backbone(
             backbone, load_weights=load_weights
         )
