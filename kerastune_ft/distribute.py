@@ -12,9 +12,9 @@ what they share:
 - `is_chief` / `num_replicas` / `global_batch_size` / `scale_learning_rate`:
   the multi-worker rules of thumb (only the chief writes files; datasets are
   batched with the global batch size; the learning rate grows with it).
-- `backup_and_restore`: Keras' `BackupAndRestore` for the chief, a read-only
-  restorer for the other workers (they restore from the chief's files and
-  write nothing).
+- `backup_and_restore`: a `BackupAndRestore` whose backups are committed
+  whole (a kill while saving never leaves a half backup), written by the
+  chief only; the other workers restore from the chief's files.
 - `save_summary`: the chief writes a JSON summary of a `FineTuneResult`.
 
 See `docs/distributed.md` for the multi-GPU and multi-host recipe.
@@ -24,6 +24,7 @@ import contextlib
 import functools
 import json
 import os
+import shutil
 import tempfile
 
 import keras
@@ -504,62 +505,186 @@ def check_feature_caching(strategy, cache_features, say=None):
     return False
 
 
-class _WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """`BackupAndRestore` for non-chief workers: restores from the chief's files.
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` whose every backup is one folder, committed by a rename.
 
-    Every worker loads the chief's backup at the start of `fit`, so all
-    replicas resume from the same epoch and weights. Saving weights may run
-    collective ops (variables synchronized on read are all-reduced when
-    read), so each worker must save whenever the chief does; the others save
-    to a private temporary folder outside `backup_dir` and delete it at once
-    (TensorFlow's multi-worker checkpointing pattern). They never write to
-    `backup_dir`, not even to repair a corrupt backup.
+    Keras' callback overwrites `latest.weights.h5` and then
+    `training_metadata.json` in place: a process killed between the two
+    resumes an epoch's weights with the previous epoch's counter, and one
+    killed while writing the JSON cannot resume at all. Here each backup is
+    written into a temporary folder (weights, metadata and the state of
+    `companions`), flushed, and renamed to `ckpt-NNNNNN`: a backup exists
+    whole or not at all, and what the companions saved always belongs to
+    the same epoch as the weights. Restoring takes the newest backup that
+    loads, falling back to the previous one (`double_checkpoint=True`).
+
+    A companion is any object with `save_state(folder, previous)` (write its
+    files into `folder`; `previous` is the last committed backup folder or
+    `None`, to link unchanged large files) and `load_state(folder)`.
+    `kft.fine_tune` uses it for its best-epoch tracker.
+
+    A fit that stopped early (a callback set `model.stop_training` before
+    this one ran) is saved as finished, so that resuming does not train it
+    further.
+
+    With `write=False` (multi-worker training, non-chief workers) it restores
+    from the chief's backups and saves only to a private temporary folder it
+    deletes at once: saving weights may run collective ops, so every worker
+    must save whenever the chief does (TensorFlow's multi-worker
+    checkpointing pattern). It never writes to `backup_dir`.
+
+    Args:
+        backup_dir: the backup folder (only this callback's files go there).
+        companions: objects whose state is saved with each backup. Defaults
+            to `()`.
+        write: whether this process writes backups. Defaults to `True`.
+        **kwargs: `save_freq`, `double_checkpoint`, `delete_checkpoint`, as
+            for `keras.callbacks.BackupAndRestore`.
     """
 
+    _PREFIX = "ckpt-"
+
+    def __init__(self, backup_dir, *, companions=(), write=True, **kwargs):
+        super().__init__(os.fspath(backup_dir), **kwargs)
+        self.companions = list(companions)
+        self.write = write
+
+    def committed(self):
+        """Committed backup folders, newest first."""
+        if not os.path.isdir(self.backup_dir):
+            return []
+        names = [
+            n
+            for n in os.listdir(self.backup_dir)
+            if n.startswith(self._PREFIX) and n[len(self._PREFIX) :].isdigit()
+        ]
+        names.sort(key=lambda n: int(n[len(self._PREFIX) :]), reverse=True)
+        return [os.path.join(self.backup_dir, n) for n in names]
+
     def on_train_begin(self, logs=None):
-        try:
-            self._load_model()
-        except OSError:
-            if not os.path.exists(self._prev_weights_path):
-                raise
-            self._weights_path = self._prev_weights_path
-            self._training_metadata_path = self._prev_training_metadata_path
-            self._load_model()
+        self._load_model()
+
+    def _load_model(self):
+        folders = self.committed()
+        errors = []
+        for folder in folders[: 2 if self.double_checkpoint else 1]:
+            try:
+                self._load_folder(folder)
+                return
+            except (OSError, ValueError, KeyError) as e:
+                errors.append(f"{folder}: {e}")
+        if errors:
+            raise ValueError(
+                f"The backup in {self.backup_dir!r} cannot be loaded ("
+                + "; ".join(errors)
+                + "). Delete that folder to train from the start."
+            )
+
+    def _load_folder(self, folder):
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            # The optimizer's variables must exist before loading them.
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(os.path.join(folder, "model.weights.h5"))
+        with open(os.path.join(folder, "training_metadata.json")) as f:
+            metadata = json.load(f)
+        for companion in self.companions:
+            companion.load_state(folder)
+        # Keras' own BackupAndRestore resumes fit() through this attribute.
+        self.model._initial_epoch = int(metadata["epoch"])
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._current_epoch = epoch + 1
+        if self.model.stop_training:
+            # Stopped (early stopping, NaN): a resumed fit has nothing left.
+            self._current_epoch = int(self.params.get("epochs") or epoch + 1)
+        self._last_batch_seen = 0
+        if self.save_freq == "epoch":
+            self._save_model()
 
     def _save_model(self):
-        with tempfile.TemporaryDirectory(prefix="kerastune_ft_worker_") as folder:
-            self.model.save_weights(os.path.join(folder, "latest.weights.h5"))
+        if not self.write:
+            with tempfile.TemporaryDirectory(prefix="kerastune_ft_worker_") as folder:
+                self.model.save_weights(os.path.join(folder, "model.weights.h5"))
+            return
+        os.makedirs(self.backup_dir, exist_ok=True)
+        folders = self.committed()
+        number = (
+            int(os.path.basename(folders[0])[len(self._PREFIX) :]) + 1 if folders else 0
+        )
+        final = os.path.join(self.backup_dir, f"{self._PREFIX}{number:06d}")
+        tmp = os.path.join(self.backup_dir, f".{self._PREFIX}{number:06d}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        self.model.save_weights(os.path.join(tmp, "model.weights.h5"))
+        write_json(
+            os.path.join(tmp, "training_metadata.json"),
+            {"epoch": self._current_epoch, "batch": self._last_batch_seen},
+        )
+        for companion in self.companions:
+            companion.save_state(tmp, folders[0] if folders else None)
+        _fsync_folder(tmp)
+        os.replace(tmp, final)
+        _fsync_folder(self.backup_dir)
+        keep = 2 if self.double_checkpoint else 1
+        for old in folders[keep - 1 :]:
+            shutil.rmtree(old, ignore_errors=True)
 
     def on_train_end(self, logs=None):
-        pass
+        # Keras never clears it: the next fit() of this model would start at
+        # the restored epoch instead of its own initial_epoch.
+        self.model._initial_epoch = None
+        if self.write and self.delete_checkpoint:
+            shutil.rmtree(self.backup_dir, ignore_errors=True)
+
+
+def write_json(path, value):
+    """Writes JSON to `path` and flushes it to disk."""
+    with open(path, "w") as f:
+        json.dump(value, f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_folder(folder):
+    # A rename is durable only once the files and the folder are on disk.
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # folders cannot be opened on some systems
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def backup_and_restore(backup_dir, strategy=None, **kwargs):
-    """A `BackupAndRestore` callback that only the chief writes.
+    """A `BackupAndRestore` callback with atomic backups, that only the chief writes.
 
     Keras 3's `BackupAndRestore` writes from every process, so with several
     workers sharing `backup_dir` they would overwrite each other's files.
-    Here the chief gets Keras' callback; the other workers restore from the
-    chief's files and save only to temporary folders they delete at once
-    (saving must happen on every worker: it can run collective ops).
-    `backup_dir` must be on storage every worker can read (a shared file
-    system or a bucket).
+    Here the chief writes; the other workers restore from the chief's files
+    and save only to temporary folders they delete at once (saving must
+    happen on every worker: it can run collective ops). `backup_dir` must be
+    on storage every worker can read (a shared file system). Each backup is
+    committed whole (see `AtomicBackupAndRestore`): a process killed while
+    saving resumes from the previous backup.
 
     Args:
         backup_dir: the backup folder.
         strategy: `None` (the strategy in scope) or a strategy or name.
             Defaults to `None`.
-        **kwargs: other `keras.callbacks.BackupAndRestore` arguments.
+        **kwargs: other `AtomicBackupAndRestore` arguments (`companions`,
+            `save_freq`, `double_checkpoint`, `delete_checkpoint`).
 
     Returns:
-        A `keras.callbacks.BackupAndRestore`.
+        An `AtomicBackupAndRestore` (a `keras.callbacks.BackupAndRestore`).
     """
-    cls = (
-        keras.callbacks.BackupAndRestore
-        if is_chief(strategy)
-        else _WorkerBackupAndRestore
-    )
-    return cls(backup_dir, **kwargs)
+    return AtomicBackupAndRestore(backup_dir, write=is_chief(strategy), **kwargs)
 
 
 def result_summary(result):

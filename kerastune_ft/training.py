@@ -19,6 +19,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import time
 import warnings
 
@@ -141,6 +142,10 @@ class FineTuneResult:
         monitor: the metric that chose the best epoch.
         restored_best: whether the model holds the best epoch's weights
             (`True` with early stopping) or the last epoch's.
+        diverged: the training loss became NaN or inf. Training stopped
+            there; the model holds the last epoch with finite weights that
+            was best (`best_epoch`), or the weights it started with when
+            there was none (`best_epoch` is `None`). Never NaN weights.
     """
 
     model: keras.Model
@@ -150,6 +155,7 @@ class FineTuneResult:
     best_metrics: dict
     monitor: str
     restored_best: bool = True
+    diverged: bool = False
 
     @property
     def epochs_run(self):
@@ -165,6 +171,8 @@ class FineTuneResult:
                 f"  {s.name}: epochs {s.first_epoch}-{s.last_epoch}, lr {s.learning_rate:g}, "
                 f"{s.trainable_params:,} trainable params, {s.seconds:.1f}s, cached: {s.cached}"
             )
+        if self.diverged:
+            lines.append("  training diverged (the loss became NaN or inf)")
         if self.best_epoch is not None:
             metrics = ", ".join(f"{k}={v:.4f}" for k, v in self.best_metrics.items())
             lines.append(f"  best epoch {self.best_epoch} by {self.monitor}: {metrics}")
@@ -195,16 +203,33 @@ def _set_trainable_top(model, top, bn_trainable):
     return top
 
 
-def _recompile(model, optimizer, label_smoothing=None, like=None):
-    # `like`: take loss and metrics from another model (the head sub-model
-    # trains on cached features with the full model's loss and metrics).
-    config = (like or model).get_compile_config()
-    if not config:
+def _require_compiled(model):
+    if not model.get_compile_config():
         raise ValueError(
             "`model` must be compiled before training, so that its loss and metrics "
             "are known. Build it with compile=True or call model.compile(...)."
         )
-    config = keras.saving.deserialize_keras_object(config)
+
+
+def _check_checkpoint_dir(checkpoint_dir):
+    if not isinstance(checkpoint_dir, (str, os.PathLike)):
+        raise TypeError(
+            "`checkpoint_dir` must be a folder path (str or pathlib.Path) or None. "
+            f"Received: checkpoint_dir={checkpoint_dir!r}."
+        )
+    if os.path.exists(checkpoint_dir) and not os.path.isdir(checkpoint_dir):
+        raise ValueError(
+            "`checkpoint_dir` must be a folder, but it is an existing file. Pass a "
+            "new or existing folder. Received: "
+            f"checkpoint_dir={os.fspath(checkpoint_dir)!r}."
+        )
+
+
+def _recompile(model, optimizer, label_smoothing=None, like=None):
+    # `like`: take loss and metrics from another model (the head sub-model
+    # trains on cached features with the full model's loss and metrics).
+    _require_compiled(like or model)
+    config = keras.saving.deserialize_keras_object((like or model).get_compile_config())
     config["optimizer"] = optimizer
     if label_smoothing is not None:
         config["loss"] = _smoothed_loss(config["loss"], label_smoothing)
@@ -472,6 +497,165 @@ class _EpochLog(keras.callbacks.Callback):
         return history
 
 
+@dataclasses.dataclass
+class BestState:
+    """Where the search for the best epoch stands (saved with each backup).
+
+    Attributes:
+        value: the best finite value of the monitored metric so far.
+        epoch: its 1-based epoch, counting across stages.
+        stage_value: the best value in the current stage; patience counts
+            from it, so a new stage (a new learning rate) gets full patience.
+        wait: epochs of the current stage since `stage_value` improved.
+        stopped: the current stage stopped early.
+        diverged_epoch: the first epoch whose training loss was NaN or inf.
+    """
+
+    value: float | None = None
+    epoch: int | None = None
+    stage_value: float | None = None
+    wait: int = 0
+    stopped: bool = False
+    diverged_epoch: int | None = None
+
+
+class BestWeights(keras.callbacks.Callback):
+    """Tracks the best epoch across stages, stops early, restores its weights.
+
+    One instance lives across all the stages of a `kft.fine_tune` run: the
+    best value, epoch and weights carry over from stage to stage, while
+    patience counts within a stage. `on_train_begin` resets the per-stage
+    state (`wait`, `stopped`); when the run resumes from a backup, the backup
+    callback then loads the saved state (`load_state`), so the reset only
+    holds for a stage that starts fresh. `reset()` starts a new run.
+
+    An epoch whose monitored value is NaN or inf, or whose weights are not
+    finite, never becomes the best; a NaN or inf training loss stops the
+    stage (training diverged). At the end of each stage the model gets the
+    best weights back (`restore=True`), and after a divergence, always: the
+    last finite best, else the weights the run started with.
+
+    Args:
+        model: the model whose weights are saved and restored (with cached
+            features, the full model, while `fit` trains its head).
+        monitor: the metric to watch, e.g. `"val_loss"`.
+        mode: `"min"` or `"max"`.
+        patience: epochs without improvement before a stage stops, or `None`
+            to never stop early. Defaults to `None`.
+        restore: restore the best weights at the end of each stage.
+            Defaults to `True`.
+    """
+
+    def __init__(self, model, monitor, mode, patience=None, restore=True):
+        super().__init__()
+        self.tracked = model
+        self.monitor = monitor
+        self.mode = mode
+        self.patience = patience
+        self.restore = restore
+        self.reset()
+
+    def reset(self):
+        """Forgets everything: a new run."""
+        self.state = BestState()
+        self.best_weights = None
+        self.initial_weights = None
+        self._saved_epoch = None
+
+    def better(self, value, reference):
+        if value is None or not math.isfinite(value):
+            return False
+        if reference is None:
+            return True
+        return value < reference if self.mode == "min" else value > reference
+
+    def on_train_begin(self, logs=None):
+        # A new stage: fresh patience (a backup's load_state may follow).
+        self.state.stage_value = None
+        self.state.wait = 0
+        self.state.stopped = False
+        if self.initial_weights is None:
+            self.initial_weights = self.tracked.get_weights()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        loss = logs.get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            if self.state.diverged_epoch is None:
+                self.state.diverged_epoch = epoch + 1
+            self._stop()
+            return
+        value = logs.get(self.monitor)
+        value = None if value is None else float(value)
+        if self.better(value, self.state.value):
+            weights = self.tracked.get_weights()
+            if all(np.isfinite(w).all() for w in weights if w.dtype.kind == "f"):
+                self.state.value, self.state.epoch = value, epoch + 1
+                self.best_weights = weights
+        if self.better(value, self.state.stage_value):
+            self.state.stage_value = value
+            self.state.wait = 0
+            return
+        self.state.wait += 1
+        if self.patience is not None and self.state.wait >= self.patience:
+            self._stop()
+
+    def _stop(self):
+        self.state.stopped = True
+        self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.state.diverged_epoch is not None:
+            fallback = self.best_weights or self.initial_weights
+            if fallback is not None:
+                self.tracked.set_weights(fallback)
+        elif self.restore and self.best_weights is not None:
+            self.tracked.set_weights(self.best_weights)
+
+    # -- saved with each backup (see distribute.AtomicBackupAndRestore) --
+
+    def save_state(self, folder, previous=None):
+        """Writes `best.json` and, when restoring, `best.weights.npz` to `folder`."""
+        distribute.write_json(
+            os.path.join(folder, "best.json"), dataclasses.asdict(self.state)
+        )
+        if not self.restore or self.best_weights is None:
+            return
+        target = os.path.join(folder, "best.weights.npz")
+        source = previous and os.path.join(previous, "best.weights.npz")
+        if source and os.path.isfile(source) and self._saved_epoch == self.state.epoch:
+            try:  # unchanged since the last backup: share its file
+                os.link(source, target)
+                return
+            except OSError:
+                pass
+        save_arrays(target, self.best_weights)
+        self._saved_epoch = self.state.epoch
+
+    def load_state(self, folder):
+        """Reads what `save_state` wrote."""
+        with open(os.path.join(folder, "best.json")) as f:
+            self.state = BestState(**json.load(f))
+        path = os.path.join(folder, "best.weights.npz")
+        if self.restore and self.state.epoch is not None and os.path.isfile(path):
+            self.best_weights = load_arrays(path)
+            self._saved_epoch = self.state.epoch
+
+
+def save_arrays(path, arrays):
+    """Saves a list of arrays to an `.npz` file, flushed to disk."""
+    with open(path, "wb") as f:
+        np.savez(f, **{f"w{i}": a for i, a in enumerate(arrays)})
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def load_arrays(path):
+    """Loads what `save_arrays` wrote, in order."""
+    with np.load(path) as data:
+        return [data[f"w{i}"] for i in range(len(data.files))]
+
+
 class _CachedValidation(keras.callbacks.Callback):
     """Adds `val_*` metrics computed on cached validation features."""
 
@@ -569,20 +753,70 @@ def _parse_stages(unfreeze_arg, epochs, learning_rate, fine_tune_learning_rate):
     return stages
 
 
-def _check_labels(model, labels):
-    """Labels that the model's outputs cannot represent get a clear error."""
-    outputs = model.outputs[0].shape[-1] if getattr(model, "outputs", None) else None
+def _num_outputs(model):
+    outputs = getattr(model, "outputs", None)
+    return outputs[0].shape[-1] if outputs else None
+
+
+def _loss_name(model):
+    """The compiled loss's class or function name, lower case ('' if unknown)."""
+    loss = (model.get_compile_config() or {}).get("loss")
+    if isinstance(loss, dict):
+        loss = loss.get("class_name") if "class_name" in loss else None
+        if loss == "function":
+            loss = None
+    return loss.lower() if isinstance(loss, str) else ""
+
+
+def _check_labels(model, labels, name="train"):
+    """Labels that the model's outputs or loss cannot take get a clear error."""
+    outputs = _num_outputs(model)
     labels = np.asarray(labels)
     if outputs is None or labels.size == 0:
         return
-    if labels.ndim == 2 and labels.shape[-1] > 1:  # one-hot or multi-hot
+    if labels.dtype.kind in "OSU":
+        raise TypeError(
+            f"The labels of `{name}` are strings (e.g. {labels.reshape(-1)[0]!r}); "
+            "the model needs integer class indices. Map them with "
+            "`kft.data` loaders or a StringLookup. "
+            f"Received: labels of dtype {labels.dtype}."
+        )
+    if labels.dtype.kind == "f" and not np.isfinite(labels).all():
+        raise ValueError(
+            f"The labels of `{name}` contain NaN or inf "
+            f"({int((~np.isfinite(labels)).sum())} in the first batch). Drop or fix "
+            "those examples before training."
+        )
+    loss = _loss_name(model)
+    one_hot = labels.ndim == 2 and labels.shape[-1] > 1
+    if one_hot and "sparse" in loss:
+        raise ValueError(
+            f"The labels of `{name}` are one-hot (shape {labels.shape}) but the "
+            "model's loss, sparse categorical cross-entropy, takes integer class "
+            "indices. Use integer labels (label_mode='int' when loading, or "
+            "`tf.argmax(y, axis=-1)`), or compile with "
+            "keras.losses.CategoricalCrossentropy."
+        )
+    if not one_hot and outputs > 1 and "categorical" in loss and "sparse" not in loss:
+        raise ValueError(
+            f"The labels of `{name}` are integer class indices (shape "
+            f"{labels.shape}) but the model's loss, categorical cross-entropy, "
+            "takes one-hot labels. Use one-hot labels (label_mode='categorical') "
+            "or compile with keras.losses.SparseCategoricalCrossentropy."
+        )
+    if one_hot:  # or multi-hot
         if labels.shape[-1] != outputs:
             raise ValueError(
-                f"The labels have {labels.shape[-1]} columns but the model has "
-                f"{outputs} outputs. Build the model with num_classes="
-                f"{labels.shape[-1]}."
+                f"The labels of `{name}` have {labels.shape[-1]} columns but the "
+                f"model has {outputs} outputs. Build the model with "
+                f"num_classes={labels.shape[-1]}."
             )
         return
+    if labels.min() < 0:
+        raise ValueError(
+            f"The labels of `{name}` must be class indices >= 0. Received: a label "
+            f"of {labels.min()!r}. Map the classes to 0..{max(outputs, 2) - 1}."
+        )
     if outputs > 1 and int(labels.max()) >= outputs:
         raise ValueError(
             f"The model has {outputs} outputs (num_classes={outputs}) but the "
@@ -590,6 +824,180 @@ def _check_labels(model, labels):
             f"num_classes={int(labels.max()) + 1}, or check the labels "
             "(`data.class_names`)."
         )
+
+
+def _first_batch(dataset, name):
+    """The first element of `dataset`, or a clear error when it has none."""
+    try:
+        element = next(iter(dataset), None)
+    except (tf.errors.OpError, ValueError, TypeError) as e:
+        raise ValueError(
+            f"`{name}` could not be read: {str(e).splitlines()[0]}. "
+            "Check the dataset's pipeline (e.g. iterate it once by hand)."
+        ) from e
+    if element is None:
+        raise ValueError(
+            f"`{name}` is empty: it yields no batches, so there is nothing to "
+            f"{'train on' if name == 'train' else 'validate on'}. Check the "
+            f"dataset (e.g. a filter() that drops everything, take(0)). "
+            f"Received: {name} with {int(dataset.cardinality())} batches."
+        )
+    if not isinstance(element, (tuple, list)) or len(element) not in (2, 3):
+        raise ValueError(
+            f"`{name}` must yield (inputs, labels) pairs. Received: elements of "
+            f"{_describe(dataset.element_spec)}. Map it, e.g. "
+            "`dataset.map(lambda x, y: (x, y))`, or zip inputs with labels."
+        )
+    return element
+
+
+def _describe(spec):
+    return tf.nest.map_structure(
+        lambda s: (
+            f"{getattr(s, 'dtype', type(s)).name}{list(s.shape)}"
+            if hasattr(s, "shape")
+            else type(s).__name__
+        ),
+        spec,
+    )
+
+
+def _check_batch(model, batch, name):
+    """Checks a peeked `(inputs, labels)` batch against the model, before training."""
+    x, y = batch[0], batch[1]
+    if getattr(model, "preprocessor", None) is None and len(model.inputs) == 1:
+        _check_inputs(model.inputs[0], x, name)
+    _check_labels(model, np.asarray(y), name)
+
+
+def _check_inputs(model_input, x, name):
+    if not tf.is_tensor(x):
+        return
+    expected = tuple(model_input.shape)
+    if x.dtype == tf.string and model_input.dtype != "string":
+        raise TypeError(
+            f"`{name}` gives strings (e.g. file paths or texts) but the model takes "
+            f"{model_input.dtype} tensors of shape {expected}. Load images with "
+            "kft.data.load_images, or build a text model with "
+            "kft.build_text_classifier. Received: inputs of dtype string."
+        )
+    shape = tuple(x.shape)
+    if len(shape) == len(expected) - 1 and _fits(shape, expected[1:]):
+        raise ValueError(
+            f"`{name}` is not batched: its elements have shape {shape}, the model "
+            f"takes batches of shape {expected}. Batch it, e.g. `{name}.batch(32)`."
+        )
+    if len(shape) == len(expected) and not _fits(shape[1:], expected[1:]):
+        raise ValueError(
+            f"`{name}` gives inputs of shape {shape} but the model takes "
+            f"{expected}. Resize the data (image_size= when loading images) or "
+            f"build the model with input_shape={shape[1:]}."
+        )
+
+
+def _fits(shape, expected):
+    return len(shape) == len(expected) and all(
+        e is None or s is None or s == e for s, e in zip(shape, expected, strict=True)
+    )
+
+
+def _check_class_weight(class_weight, model):
+    """`class_weight` dict: integer class keys in range, finite weights >= 0."""
+    outputs = _num_outputs(model) or 0
+    top = max(outputs, 2) - 1
+    for key, value in class_weight.items():
+        if isinstance(key, bool) or not isinstance(key, (int, np.integer)):
+            raise TypeError(
+                f"`class_weight` keys must be integer class indices 0..{top}. "
+                f"Received: class_weight={class_weight!r}. Use the index of each "
+                "class name in `data.class_names`, e.g. "
+                "{data.class_names.index('cat'): 2.0}."
+            )
+        if not 0 <= key <= top:
+            raise ValueError(
+                f"`class_weight` keys must be integer class indices 0..{top} (the "
+                f"model has {max(outputs, 2)} classes). Received: "
+                f"class_weight={class_weight!r}."
+            )
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float, np.number))
+            or not math.isfinite(value)
+            or value < 0
+        ):
+            raise ValueError(
+                "`class_weight` values must be finite numbers >= 0. Received: "
+                f"class_weight={class_weight!r}."
+            )
+
+
+def _check_stages(model, stages, unfreeze_arg):
+    """Every unfreezing stage fits the backbone, checked before any training."""
+    tops = [s["top"] for s in stages if s["top"] is not None]
+    if not tops:
+        return
+    backbone = freezing.get_backbone(model)
+    if backbone is model:
+        raise ValueError(
+            "`unfreeze` needs a marked backbone, but `model` has none: kft.fine_tune "
+            "looks for a nested layer named 'backbone' (or a `.backbone` "
+            "attribute). Build the model with kft.build_image_classifier / "
+            "kft.build_text_classifier, or name your backbone 'backbone'. "
+            f"Received: unfreeze={unfreeze_arg!r}."
+        )
+    num_units = len(freezing.backbone_units(backbone).units)
+    for top in tops:
+        if top != "all" and top > num_units:
+            raise ValueError(
+                f"`unfreeze` asks for the top {top} units, but the backbone has "
+                f"{num_units}: use 1..{num_units} or 'all'. Received: "
+                f"unfreeze={unfreeze_arg!r}. Use `kft.describe_layers(model)` to "
+                "choose N."
+            )
+
+
+def _metric_names(model):
+    """Names `fit` logs for the compiled loss and metrics, or `None` if unsure."""
+    config = model.get_compile_config() or {}
+    loss = config.get("loss")
+    if isinstance(loss, (list, tuple)) or (
+        isinstance(loss, dict) and "class_name" not in loss
+    ):
+        return None  # one loss per output: per-output names
+    names = ["loss"]
+    for key in ("metrics", "weighted_metrics"):
+        metrics = config.get(key)
+        if metrics is None:
+            continue
+        if not isinstance(metrics, (list, tuple)):
+            return None
+        for metric in metrics:
+            if isinstance(metric, dict):
+                inner = metric.get("config")
+                metric = inner.get("name") if isinstance(inner, dict) else inner
+            if not isinstance(metric, str):
+                return None
+            names.append(metric)
+    return names
+
+
+def _check_monitor(model, monitor, has_validation):
+    """`monitor` is a metric the compiled model logs, checked before any epoch."""
+    names = _metric_names(model)
+    if names is None:
+        return
+    available = names + ([f"val_{n}" for n in names] if has_validation else [])
+    if monitor in available:
+        return
+    import difflib
+
+    close = difflib.get_close_matches(monitor, available, n=1, cutoff=0.5)
+    raise ValueError(
+        f"`monitor` must be a metric the model logs: {', '.join(map(repr, available))}. "
+        f"Received: monitor={monitor!r}."
+        + (f" Did you mean {close[0]!r}?" if close else "")
+        + " Metrics come from model.compile(metrics=[...])."
+    )
 
 
 def _balanced_class_weight(labels):
@@ -608,10 +1016,6 @@ def _labels_of(dataset):
 def _cardinality(dataset):
     n = int(dataset.cardinality())
     return n if n > 0 else None
-
-
-def _improved(mode, value, best):
-    return best is None or (value < best if mode == "min" else value > best)
 
 
 @distribute.trains_under_strategy
@@ -709,13 +1113,31 @@ def fine_tune(
             `fine_tune` calls (a search, repeated runs): cached features of
             an identical frozen part on the same dataset objects are computed
             once. Defaults to `None` (features live for this call only).
-        checkpoint_dir: folder for resumable training (`BackupAndRestore`
-            plus the best model). Defaults to `None`.
+        checkpoint_dir: folder for resumable training. After each epoch the
+            weights, optimizer and epoch, together with the early-stopping
+            state (best value, best epoch, patience count, best weights), are
+            saved as one backup committed whole; after each stage, the run's
+            progress. Call `fine_tune` again with the same arguments (and an
+            identically built model) after an interruption: it resumes at the
+            last saved epoch with the same best epoch as an uninterrupted
+            run. Defaults to `None`.
         callbacks: extra Keras callbacks, given to every stage.
             Defaults to `()`.
-        seed: seeds Python, NumPy and TensorFlow for a reproducible run.
-            Required with multi-worker training (every worker must shuffle
-            alike). Defaults to `None`.
+        seed: an int that makes the run reproducible. It seeds Python,
+            NumPy, TensorFlow and Keras, the random state of every dropout
+            and augmentation layer of `model`, and the shuffling of cached
+            features and augmented views. Two calls with the same seed on
+            models with the same weights (build them after
+            `keras.utils.set_random_seed`, or with a builder's `seed=`) and
+            the same data give identical histories and weights on the same
+            machine, on CPU, with the same versions of Python, TensorFlow
+            and Keras. Not covered: the order of a dataset you shuffle
+            yourself (give its `shuffle()` a seed), GPU kernels, which may be
+            nondeterministic unless you call
+            `tf.config.experimental.enable_op_determinism()` first, and a run
+            resumed from `checkpoint_dir`, whose shuffling restarts at the
+            resumed epoch. Required with multi-worker training (every worker
+            must shuffle alike). Defaults to `None` (not reproducible).
         strategy: a `tf.distribute.Strategy` (or `"mirrored"`,
             `"multi_worker"`, `"default"`) the model was built under. Every
             stage compiles and trains in its scope; feature caching works
@@ -797,6 +1219,20 @@ def fine_tune(
             "`class_weight` must be None, 'balanced' or a {class: weight} dict. "
             f"Received: class_weight={class_weight!r}."
         )
+    if not isinstance(monitor, str):
+        raise TypeError(
+            "`monitor` must be a metric name such as 'val_loss'. "
+            f"Received: monitor={monitor!r}."
+        )
+    if seed is not None:
+        check_number("seed", seed, low=0, integer=True)
+    if not isinstance(callbacks, (list, tuple)) or not all(
+        isinstance(c, keras.callbacks.Callback) for c in callbacks
+    ):
+        raise TypeError(
+            "`callbacks` must be a list of keras.callbacks.Callback. "
+            f"Received: callbacks={callbacks!r}."
+        )
     if monitor.startswith("val_") and validation_data is None:
         raise ValueError(
             f"`monitor={monitor!r}` needs `validation_data`. Pass a validation dataset "
@@ -808,6 +1244,18 @@ def fine_tune(
             f"schedule='constant' with it. Received: schedule={schedule!r}."
         )
     stages = _parse_stages(unfreeze, epochs, learning_rate, fine_tune_learning_rate)
+    _check_stages(model, stages, unfreeze)
+    _require_compiled(model)
+    _check_monitor(model, monitor, validation_data is not None)
+    if isinstance(class_weight, dict):
+        _check_class_weight(class_weight, model)
+    _check_batch(model, _first_batch(train, "train"), "train")
+    if validation_data is not None:
+        _check_batch(
+            model, _first_batch(validation_data, "validation_data"), "validation_data"
+        )
+    if checkpoint_dir is not None:
+        _check_checkpoint_dir(checkpoint_dir)
     mode = (
         "max"
         if any(k in monitor for k in ("acc", "auc", "precision", "recall", "f1"))
@@ -822,24 +1270,34 @@ def fine_tune(
         )
     if seed is not None:
         keras.utils.set_random_seed(seed)
+        _seed_layers(model, seed)
     say = print if verbose else (lambda *a, **k: None)
     # Only the chief writes checkpoints; the other workers read them.
     chief = distribute.is_chief(strategy)
     cache_features = distribute.check_feature_caching(strategy, cache_features, say)
 
     state = _RunState.load(checkpoint_dir)
-    if state.best_weights is not None:
-        model.set_weights(state.best_weights)
+    if state.weights is not None:
+        model.set_weights(state.weights)
+    tracker = BestWeights(
+        model,
+        monitor,
+        mode,
+        patience=patience if early_stopping else None,
+        restore=bool(early_stopping),
+    )
+    tracker.state = state.best
+    if early_stopping and state.best.epoch is not None:
+        tracker.best_weights = state.weights  # a stage ends on the best weights
 
     if class_weight == "balanced":
         class_weight = _balanced_class_weight(_labels_of(train))
         say(f"class_weight='balanced': {class_weight}")
 
     history, reports = state.history, state.reports
-    best = state.best
     epoch_offset = len(next(iter(history.values()), []))
     for index, stage in enumerate(stages):
-        if index < state.stages_done:
+        if index < state.stages_done or tracker.state.diverged_epoch is not None:
             continue
         started = time.perf_counter()
         if stage["top"] is not None:
@@ -881,46 +1339,26 @@ def fine_tune(
         _recompile(model, make_adamw(lr, weight_decay), smoothing)
         if fit_model is not model:
             _recompile(fit_model, make_adamw(lr, weight_decay), smoothing, like=model)
-        # Cached validation metrics must be in the logs before EarlyStopping
-        # reads them, so those callbacks come first.
-        stage_callbacks = list(extra)
+        # Long automatic head stages get proportionally more patience: a
+        # few-shot validation loss is noisy from epoch to epoch.
         if early_stopping:
-            stage_callbacks.append(
-                keras.callbacks.EarlyStopping(
-                    monitor=monitor,
-                    mode=mode,
-                    # Long automatic head stages get proportionally more patience:
-                    # a few-shot validation loss is noisy from epoch to epoch.
-                    patience=max(patience, stage["epochs"] // 10)
-                    if auto_epochs and index == 0
-                    else patience,
-                    restore_best_weights=True,
-                )
+            tracker.patience = (
+                max(patience, stage["epochs"] // 10)
+                if auto_epochs and index == 0
+                else patience
             )
-        stage_callbacks.append(keras.callbacks.TerminateOnNaN())
-        if reduce_lr_on_plateau:
-            stage_callbacks.append(
-                keras.callbacks.ReduceLROnPlateau(
-                    monitor=monitor, mode=mode, patience=max(1, patience // 2)
-                )
-            )
-        epoch_log = None
-        if checkpoint_dir is not None:
-            if chief:
-                os.makedirs(checkpoint_dir, exist_ok=True)
-            epoch_log = os.path.join(checkpoint_dir, f"epochs_stage{index}.jsonl")
-            # double_checkpoint keeps the previous backup, used when a kill
-            # during a save leaves the latest one corrupt. The epoch log comes
-            # after the backup, so a logged epoch is also a saved one.
-            stage_callbacks.append(
-                distribute.backup_and_restore(
-                    os.path.join(checkpoint_dir, f"backup_stage{index}"),
-                    strategy,
-                    double_checkpoint=True,
-                )
-            )
-            epoch_log = _EpochLog(epoch_log, write=chief)
-            stage_callbacks.append(epoch_log)
+        stage_callbacks, epoch_log = _stage_callbacks(
+            extra,
+            tracker,
+            monitor,
+            mode,
+            patience,
+            reduce_lr_on_plateau,
+            checkpoint_dir,
+            index,
+            strategy,
+            chief,
+        )
         stage_callbacks += list(callbacks)
         fit = fit_model.fit(
             fit_train,
@@ -939,21 +1377,6 @@ def fine_tune(
             history.setdefault(key, [None] * epoch_offset).extend(
                 float(v) for v in values
             )
-        # The stage ended on its own best weights (EarlyStopping restores them);
-        # keep them if they beat the previous stages, else go back to those.
-        values = stage_history.get(monitor)
-        if values:
-            stage_best = int(np.argmin(values) if mode == "min" else np.argmax(values))
-            previous = None if best is None else best["value"]
-            if _improved(mode, values[stage_best], previous):
-                best = {
-                    "value": float(values[stage_best]),
-                    "epoch": epoch_offset + stage_best + 1,
-                }
-                if early_stopping:
-                    state.best_weights = model.get_weights()
-            elif early_stopping and state.best_weights is not None:
-                model.set_weights(state.best_weights)
         reports.append(
             StageReport(
                 name=stage["name"],
@@ -967,19 +1390,105 @@ def fine_tune(
         )
         epoch_offset += n
         state.stages_done = index + 1
-        state.best = best
-        state.save(checkpoint_dir if chief else None)
-    if early_stopping and state.best_weights is not None:
-        model.set_weights(state.best_weights)
-    best_epoch = best["epoch"] if best else None
+        state.best = tracker.state
+        state.weights = model.get_weights() if checkpoint_dir else None
+        if chief:
+            state.save(checkpoint_dir)
+        if checkpoint_dir is not None and chief:
+            # The run state now holds this stage; its backups are done with.
+            shutil.rmtree(_backup_dir(checkpoint_dir, index), ignore_errors=True)
+    return _result(model, history, reports, tracker, monitor, early_stopping, say)
+
+
+def _seed_layers(model, seed):
+    """Sets the random state of every random layer (dropout, augmentation).
+
+    Each layer drew its state from the global seed when it was built, so two
+    models with the same weights but built apart would still drop and flip
+    differently; with `seed`, fine_tune decides.
+    """
+    states = [v for v in model.variables if v.name == "seed_generator_state"]
+    for index, state in enumerate(states):
+        value = int(np.random.default_rng([seed, index]).integers(2**31))
+        state.assign(np.array([value, 0], dtype=state.dtype))
+
+
+def _backup_dir(checkpoint_dir, index):
+    return os.path.join(checkpoint_dir, f"backup_stage{index}")
+
+
+def _stage_callbacks(
+    extra,
+    tracker,
+    monitor,
+    mode,
+    patience,
+    reduce_lr_on_plateau,
+    checkpoint_dir,
+    index,
+    strategy,
+    chief,
+):
+    """One stage's callbacks, in the order they must see each epoch's logs.
+
+    Cached validation metrics come first (the others read them), then the
+    best-epoch tracker (it may stop the stage, which the backup records), the
+    backup, and the epoch log last, so that a logged epoch is also a saved
+    one. Returns `(callbacks, epoch log or None)`.
+    """
+    stage_callbacks = list(extra) + [tracker, keras.callbacks.TerminateOnNaN()]
+    if reduce_lr_on_plateau:
+        stage_callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=monitor, mode=mode, patience=max(1, patience // 2)
+            )
+        )
+    if checkpoint_dir is None:
+        return stage_callbacks, None
+    if chief:
+        os.makedirs(checkpoint_dir, exist_ok=True)
+    # double_checkpoint keeps the previous backup: a kill while saving leaves
+    # the new one uncommitted, and a damaged newest one falls back.
+    stage_callbacks.append(
+        distribute.backup_and_restore(
+            _backup_dir(checkpoint_dir, index),
+            strategy,
+            companions=[tracker],
+            double_checkpoint=True,
+            delete_checkpoint=False,
+        )
+    )
+    epoch_log = _EpochLog(
+        os.path.join(checkpoint_dir, f"epochs_stage{index}.jsonl"), write=chief
+    )
+    stage_callbacks.append(epoch_log)
+    return stage_callbacks, epoch_log
+
+
+def _result(model, history, reports, tracker, monitor, early_stopping, say):
+    """The `FineTuneResult`, with the best epoch said in words."""
+    best = tracker.state
+    diverged = best.diverged_epoch is not None
+    best_epoch = best.epoch
     best_metrics = {}
     if best_epoch is not None:
         best_metrics = {
             k: v[best_epoch - 1]
             for k, v in history.items()
-            if v[best_epoch - 1] is not None
+            if len(v) >= best_epoch and v[best_epoch - 1] is not None
         }
-    if best_epoch is not None:
+    if diverged:
+        kept = (
+            f"the weights of epoch {best_epoch} were restored"
+            if best_epoch is not None
+            else "the model holds the weights it started with"
+        )
+        say(
+            f"Training diverged: the training loss became NaN or inf at epoch "
+            f"{best.diverged_epoch}; {kept}. Lower the learning rate and check "
+            "the inputs for NaN values."
+        )
+    elif best_epoch is not None:
         restored = (
             "its weights were restored"
             if early_stopping
@@ -987,7 +1496,14 @@ def fine_tune(
         )
         say(f"Best epoch {best_epoch} by {monitor}; {restored}.")
     return FineTuneResult(
-        model, history, reports, best_epoch, best_metrics, monitor, bool(early_stopping)
+        model,
+        history,
+        reports,
+        best_epoch,
+        best_metrics,
+        monitor,
+        bool(early_stopping) or (diverged and best_epoch is not None),
+        diverged=diverged,
     )
 
 
@@ -1004,7 +1520,6 @@ def _prepare_data(
 ):
     """Returns (model to fit, train data, validation data, what was cached, callbacks)."""
     if cache_features is False:
-        _check_labels(model, next(iter(train))[1])
         return model, train, validation_data, "none", []
     split = split_frozen_prefix(model)
     if split is None:
@@ -1014,7 +1529,6 @@ def _prepare_data(
                 "trainable weights or is not a single layer of a functional model. "
                 "Use cache_features='auto'."
             )
-        _check_labels(model, next(iter(train))[1])
         return model, train, validation_data, "none", []
     if split.random_below and cache_features is True and not augmented_views:
         raise ValueError(
@@ -1069,7 +1583,6 @@ def _prepare_data(
             )
         extra = [_CachedValidation(split.head, val)] if val is not None else []
         _recompile(split.head, keras.optimizers.Adam(), like=model)
-        _check_labels(model, next(iter(train))[1])
         return model, train, None, "val" if val is not None else "none", extra
     if views:
         train_x, train_y, batch = materialized(train, views=views)
@@ -1234,52 +1747,58 @@ class FeatureCache:
 
 
 class _RunState:
-    """Progress across stages, saved in `checkpoint_dir` for resuming."""
+    """Progress across stages, saved in `checkpoint_dir` after each stage.
+
+    `run_state.json` names the weights the model had when the last finished
+    stage ended (`stage{N}.weights.npz`, written first), so the two are
+    always consistent: a kill between them leaves the previous pair.
+    """
 
     def __init__(self):
         self.stages_done = 0
         self.history = {}
         self.reports = []
-        self.best = None
-        self.best_weights = None
+        self.best = BestState()
+        self.weights = None
 
     @classmethod
     def load(cls, directory):
         state = cls()
-        if directory is None:
-            return state
-        path = os.path.join(directory, "run_state.json")
-        if not os.path.isfile(path):
+        path = directory and os.path.join(directory, "run_state.json")
+        if not path or not os.path.isfile(path):
             return state
         with open(path) as f:
             saved = json.load(f)
         state.stages_done = saved["stages_done"]
         state.history = saved["history"]
         state.reports = [StageReport(**r) for r in saved["reports"]]
-        state.best = saved["best"]
-        weights_path = os.path.join(directory, "best.weights.npz")
-        if os.path.isfile(weights_path):
-            with np.load(weights_path) as data:
-                state.best_weights = [data[f"w{i}"] for i in range(len(data.files))]
+        state.best = BestState(**(saved.get("best") or {}))
+        if saved.get("weights"):
+            state.weights = load_arrays(os.path.join(directory, saved["weights"]))
         return state
 
     def save(self, directory):
         if directory is None:
             return
         os.makedirs(directory, exist_ok=True)
-        if self.best_weights is not None:
-            tmp = os.path.join(directory, "best.weights.tmp.npz")
-            np.savez(tmp, **{f"w{i}": w for i, w in enumerate(self.best_weights)})
-            os.replace(tmp, os.path.join(directory, "best.weights.npz"))
+        name = None
+        if self.weights is not None:
+            name = f"stage{self.stages_done}.weights.npz"
+            tmp = os.path.join(directory, name + ".tmp")
+            save_arrays(tmp, self.weights)
+            os.replace(tmp, os.path.join(directory, name))
         tmp = os.path.join(directory, "run_state.json.tmp")
-        with open(tmp, "w") as f:
-            json.dump(
-                {
-                    "stages_done": self.stages_done,
-                    "history": self.history,
-                    "reports": [dataclasses.asdict(r) for r in self.reports],
-                    "best": self.best,
-                },
-                f,
-            )
+        distribute.write_json(
+            tmp,
+            {
+                "stages_done": self.stages_done,
+                "history": self.history,
+                "reports": [dataclasses.asdict(r) for r in self.reports],
+                "best": dataclasses.asdict(self.best),
+                "weights": name,
+            },
+        )
         os.replace(tmp, os.path.join(directory, "run_state.json"))
+        for old in os.listdir(directory):  # earlier stages' weights
+            if old.endswith(".weights.npz") and old != name:
+                os.remove(os.path.join(directory, old))

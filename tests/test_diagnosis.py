@@ -138,10 +138,28 @@ def test_nan_loss_is_reported_and_skipped():
     json.dumps(d.to_dict())  # NaN becomes null, so this is strict JSON
 
 
-def test_all_nan_is_underfitting():
+def test_all_nan_is_diverged():
     d = kft.diagnose({"loss": [float("nan")] * 3, "val_loss": [float("nan")] * 3})
-    assert d.verdict == "underfitting"
-    assert "diverged" in d.message
+    assert d.verdict == "diverged"
+    assert d.message.startswith("training diverged: the training loss became NaN")
+    assert "do not use the last weights" in d.message
+
+
+def test_a_diverged_fine_tune_result_says_so():
+    result = kft.FineTuneResult(
+        model=None,
+        history={"loss": [1.0, 0.5, float("nan")], "val_loss": [1.0, 0.6, 0.9]},
+        stages=[],
+        best_epoch=2,
+        best_metrics={"loss": 0.5, "val_loss": 0.6},
+        monitor="val_loss",
+        restored_best=True,
+        diverged=True,
+    )
+    d = kft.diagnose(result)
+    assert d.verdict == "diverged" and d.evidence["diverged_epoch"] == 3
+    assert "weights of epoch 2, the best before, were restored" in d.message
+    assert "NaN at epoch 3" in d.suggestions[0]
 
 
 def test_gap_columns():

@@ -376,3 +376,49 @@ def test_dropout_inside_a_frozen_backbone_keeps_training_uncached():
     x = keras.layers.GlobalAveragePooling2D()(backbone(inputs, training=False))
     model = keras.Model(inputs, keras.layers.Dense(3)(x))
     assert training.split_frozen_prefix(model).random_below
+
+
+def test_all_nan_inputs_diverge_and_keep_the_initial_weights(capsys):
+    x = np.full((16, 8, 8, 3), np.nan, dtype="float32")
+    data = tf.data.Dataset.from_tensor_slices((x, np.arange(16) % 3)).batch(8)
+    model = tiny_model()
+    before = model.get_weights()
+    result = kft.fine_tune(model, data, data, epochs=3, verbose=1)
+    assert result.diverged and result.best_epoch is None
+    for a, b in zip(model.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert "Training diverged" in capsys.readouterr().out
+    assert kft.diagnose(result).verdict == "diverged"
+
+
+class _PoisonAt(keras.callbacks.Callback):
+    """Makes the head's weights NaN when epoch `epoch` (1-based) begins."""
+
+    def __init__(self, layer, epoch):
+        super().__init__()
+        self.layer, self.epoch = layer, epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch + 1 == self.epoch:
+            self.layer.set_weights([w * np.nan for w in self.layer.get_weights()])
+
+
+@pytest.mark.parametrize("early_stopping", [True, False])
+def test_nan_later_keeps_the_last_finite_best(early_stopping):
+    model = tiny_model()
+    data, val = tiny_data(), tiny_data(seed=1)
+    result = kft.fine_tune(
+        model,
+        data,
+        val,
+        epochs=5,
+        early_stopping=early_stopping,
+        callbacks=[_PoisonAt(model.get_layer("logits"), 3)],
+        verbose=0,
+        seed=0,
+    )
+    assert result.diverged and result.epochs_run == 3
+    assert result.best_epoch in (1, 2)
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+    evaluated = model.evaluate(val, verbose=0, return_dict=True)["loss"]
+    assert evaluated == pytest.approx(result.best_metrics["val_loss"], abs=1e-5)

@@ -8,6 +8,9 @@ the generalization gap, and suggestions tied to the verdict and the model.
 The verdict rules, in the order they are checked (thresholds are the module
 constants below):
 
+0. **diverged**: the training loss became NaN or inf (a `FineTuneResult`
+   with `diverged=True`, or a NaN/inf training loss in the history; a
+   missing epoch, `None`, does not count).
 1. **overfitting**: `val_loss` reached its minimum at epoch B, at least
    `OVERFIT_MIN_EPOCHS` epochs followed, the last `val_loss` is at least
    `OVERFIT_MIN_RISE` (relative) above that minimum, and the training loss
@@ -36,7 +39,7 @@ from kerastune_ft._validation import check_number
 from kerastune_ft._warnings import KerasTuneFTWarning
 from kerastune_ft.evaluation import _html
 
-VERDICTS = ("overfitting", "underfitting", "still_improving", "fits_well")
+VERDICTS = ("diverged", "overfitting", "underfitting", "still_improving", "fits_well")
 
 # Overfitting: the last val_loss is >= 10% above its minimum ...
 OVERFIT_MIN_RISE = 0.10
@@ -603,6 +606,10 @@ def diagnose(history_or_result, *, monitor=None, model=None):
         best_epoch = int(finite[int(pick(monitored[finite]))]) + 1
 
     evidence = {"epochs": n, "monitor": monitor}
+    diverged_epoch = _diverged_epoch(history_or_result, history)
+    if diverged_epoch is not None:
+        evidence["diverged"] = True
+        evidence["diverged_epoch"] = diverged_epoch
     notes = []
     bad = np.flatnonzero(np.isnan(loss))
     if len(bad):
@@ -653,6 +660,16 @@ def diagnose(history_or_result, *, monitor=None, model=None):
     )
 
 
+def _diverged_epoch(source, history):
+    """The 1-based epoch where the training loss became NaN or inf, else `None`."""
+    for i, value in enumerate(history.get("loss", [])):
+        if value is not None and not math.isfinite(float(value)):
+            return i + 1
+    if getattr(source, "diverged", False):
+        return len(history.get("loss", [])) or 1
+    return None
+
+
 def _pct(x):
     return f"{abs(x) * 100:.0f}%"
 
@@ -686,6 +703,21 @@ def _verdict(
     evidence,
 ):
     """Returns (verdict, message without final period, overfit epoch)."""
+    if evidence.get("diverged"):
+        if restored is None:
+            kept = "do not use the last weights" + (
+                f" (epoch {best_epoch} was the best)" if best_epoch else ""
+            )
+        elif best_epoch is not None:
+            kept = f"the weights of epoch {best_epoch}, the best before, were restored"
+        else:
+            kept = "the model holds the weights it started with"
+        return (
+            "diverged",
+            f"training diverged: the training loss became NaN or inf at epoch "
+            f"{evidence['diverged_epoch']}; {kept}",
+            None,
+        )
     finite_loss = np.flatnonzero(np.isfinite(loss))
     n_finite = len(finite_loss)
     if n_finite == 0:
