@@ -52,16 +52,47 @@ _NAMESPACES = (
     "distribute",
     "evaluation",
     "freezing",
+    "saving",
     "training",
     "tuning",
 )
 
-__all__ = sorted(
-    ["KerasTuneFTWarning", "__version__", *_NAMES, *_NAMESPACES], key=str.lower
-)
+__all__ = [
+    "Diagnosis",
+    "Evaluation",
+    "FeatureCache",
+    "FineTuneHyperModel",
+    "FineTuneResult",
+    "KerasTuneFTWarning",
+    "OverfittingMonitor",
+    "Report",
+    "TextAugmenter",
+    "__version__",
+    "augment",
+    "augment_dataset",
+    "backbones",
+    "build_image_classifier",
+    "build_text_classifier",
+    "cross_validate",
+    "data",
+    "describe_layers",
+    "diagnose",
+    "distribute",
+    "evaluate",
+    "evaluation",
+    "export",
+    "fine_tune",
+    "freezing",
+    "saving",
+    "training",
+    "tune",
+    "tuning",
+    "unfreeze",
+]
 
 
 def __getattr__(name):
+    """Loads a public name, or a public namespace, on first use."""
     from kerastune_ft._quiet import quiet_startup
 
     if name in _NAMESPACES:

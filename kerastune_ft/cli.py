@@ -210,6 +210,7 @@ def build_run_model(cfg, data, strategy=None):
             backbone_kwargs=dict(m.backbone_kwargs),
             preprocessing=m.preprocessing,
             strategy=strategy,
+            seed=cfg.training.seed,
         )
     return kft.build_text_classifier(
         m.backbone,
@@ -225,6 +226,7 @@ def build_run_model(cfg, data, strategy=None):
         learning_rate=cfg.training.learning_rate,
         weight_decay=cfg.training.weight_decay,
         strategy=strategy,
+        seed=cfg.training.seed,
     )
 
 
@@ -490,7 +492,6 @@ def run_training(
     """
     import keras
 
-    import kerastune_ft as kft
     from kerastune_ft.evaluation import Report, diagnose, evaluate
 
     say = _say(verbose)
@@ -517,7 +518,11 @@ def run_training(
     model = build_run_model(cfg, data, strategy=strategy)
     say(
         "[3/4] Fine-tuning"
-        + (f" (up to {cfg.training.epochs} epochs per stage)" if cfg.training.epochs else "")
+        + (
+            f" (up to {cfg.training.epochs} epochs per stage)"
+            if cfg.training.epochs
+            else ""
+        )
         + (", resuming" if resume else "")
     )
     result = _fine_tune(
@@ -646,19 +651,12 @@ def _train(args):
 
 
 def _load_model(path):
-    import keras
+    from kerastune_ft.saving import load_model
 
-    import kerastune_ft  # noqa: F401  (registers the custom layers)
-
-    path = pathlib.Path(path)
-    if not path.is_file() or path.suffix != ".keras":
-        raise UsageError(
-            f"MODEL must be a .keras file (e.g. a run directory's model.keras). "
-            f"Received: {str(path)!r}."
-        )
-    # Evaluating and exporting need no optimizer: compile=False skips it
-    # (and Keras' "Skipping variable loading for optimizer" warning).
-    return keras.models.load_model(path, compile=False)
+    # Evaluating and exporting need no optimizer: load_model skips it (and
+    # Keras' "Skipping variable loading for optimizer" warning), and names
+    # the file when it is missing, not a .keras file, or broken.
+    return load_model(path)
 
 
 def _model_class_names(model_path):
@@ -781,6 +779,7 @@ def _export(args):
         quantize=args.quantize,
         representative_data=representative,
         num_calibration=args.num_calibration,
+        overwrite=args.overwrite,
     )
     print(result)
     return EXIT_OK
@@ -1187,6 +1186,13 @@ def build_parser():
     )
     export.add_argument(
         "--out", metavar="PATH", help="output file or directory (default: beside MODEL)"
+    )
+    export.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing export at --out (a SavedModel folder keeps "
+        "files that are not part of a SavedModel); without it an existing "
+        "file or a non-empty folder is refused",
     )
     export.add_argument(
         "--representative",

@@ -18,6 +18,7 @@ EXPECTED = {
     "data",
     "describe_layers",
     "freezing",
+    "saving",
     "Diagnosis",
     "Evaluation",
     "FeatureCache",
@@ -60,3 +61,12 @@ def test_public_callables_have_examples():
     ):
         doc = getattr(kft, name).__doc__ or ""
         assert "Args:" in doc and "Returns:" in doc and "Example" in doc, name
+
+
+def test_all_lists_every_public_name_once():
+    # __all__ is written out by hand; the lazy loader serves exactly it.
+    assert len(kft.__all__) == len(set(kft.__all__))
+    assert set(kft._NAMES) | set(kft._NAMESPACES) | {
+        "KerasTuneFTWarning",
+        "__version__",
+    } == set(kft.__all__)

@@ -121,8 +121,8 @@ def test_help_is_useful(command, words, capsys):
         (["train", "{tiny}", "--set", "epochs"], "takes key.path=value"),
         (["train", "{tiny}", "--set", "head.pooling=cls"], "head.pooling"),
         (["train", "{tiny}", "--resume", "--out", "{tmp}/none"], "Nothing to resume"),
-        (["evaluate", "model.h5", "data/"], "MODEL must be a .keras file"),
-        (["export", "no_model.keras", "--format", "keras"], "MODEL must be a .keras"),
+        (["evaluate", "model.h5", "data/"], "'model.h5' does not exist"),
+        (["export", "no_model.keras", "--format", "keras"], "does not exist"),
         (["describe", "mobilenet_v9"], "Unknown image backbone"),
         (["describe", "{tmp}"], "without config.json"),
         (["demo", "--data", "/no/such/folder"], "Demo data not found"),
@@ -629,9 +629,7 @@ def test_train_reports_imbalance(tiny_config, tmp_path, image_folder, capsys):
 
 def _console(*argv, env=None, python_flags=()):
     command = [sys.executable, *python_flags, str(CONSOLE), *map(str, argv)]
-    return subprocess.run(
-        command, capture_output=True, text=True, timeout=600, env=env
-    )
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
 
 
 def test_the_same_train_command_twice_gives_the_same_history(tiny_config, tmp_path):
@@ -679,3 +677,14 @@ def test_import_prints_nothing():
         env=_without_tf_log_level(),
     )
     assert done.returncode == 0 and done.stderr == "" and done.stdout == ""
+
+
+def test_a_diverged_run_exits_1_and_says_so(tiny_config, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", str(tiny_config), "--out", str(out), "--quiet"]
+    code = cli.main([*argv, "--set", "training.learning_rate=1e30"])
+    assert code == cli.EXIT_FAILURE
+    assert "training diverged" in _errors(capsys)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["diverged"] is True
+    assert metrics["diagnosis"]["verdict"] == "diverged"
