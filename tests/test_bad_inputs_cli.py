@@ -14,10 +14,10 @@ import zipfile
 
 import numpy as np
 import pytest
+from _bad_inputs import BadInput, check_bad_input
 from PIL import Image
 
 from kerastune_ft.config import dump_toml
-from tests._bad_inputs import BadInput, check_bad_input
 
 USAGE = 2
 

@@ -1,11 +1,9 @@
 """The bad-input table's size: at least 80 hostile inputs, in every area."""
 
-from tests import (
-    test_bad_inputs_cli,
-    test_bad_inputs_models,
-    test_bad_inputs_training,
-    test_data_bad_input,
-)
+import test_bad_inputs_cli
+import test_bad_inputs_models
+import test_bad_inputs_training
+import test_data_bad_input
 
 GROUPS = {
     "data loaders": test_data_bad_input.ROWS,

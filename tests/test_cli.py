@@ -475,7 +475,7 @@ def test_demo_runs_offline_end_to_end(capsys, tmp_path, minilm_available):
 
 
 def _tree(root):
-    from tests._bad_inputs import snapshot
+    from _bad_inputs import snapshot
 
     return snapshot(root)
 
