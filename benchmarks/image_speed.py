@@ -106,22 +106,33 @@ def run_baseline(scenario):
 
 
 def run_kft(scenario):
+    """kerastune_ft's recipe, with where the time goes (phases in seconds).
+
+    Phases: `import` (keras + kerastune_ft), `load` (listing and decoding the
+    files), `build`, `backbone` (the pass that caches frozen features, from
+    the engine's own report), `head` (the epochs on cached features),
+    `evaluate`.
+    """
+    began = time.perf_counter()
     import keras
 
     import kerastune_ft as kft
 
+    phases = {"import": time.perf_counter() - began}
     keras.utils.set_random_seed(SEED)
     start = time.perf_counter()
     data = kft.data.load_images(
         str(_train_dir(scenario)), image_size=SIZE, val_split=0.0, seed=SEED
     )
     val = kft.data.load_images(str(FLOWERS / "val"), image_size=SIZE, val_split=0.0)
+    phases["load"] = time.perf_counter() - start
     augmentation = None
     if scenario == "augment":
         augmentation = [
             keras.layers.RandomFlip("horizontal"),
             keras.layers.RandomRotation(0.1),
         ]
+    mark = time.perf_counter()
     model = kft.build_image_classifier(
         "mobilenet_v2",
         5,
@@ -130,17 +141,38 @@ def run_kft(scenario):
         input_shape=SIZE + (3,),
         augmentation=augmentation,
     )
+    phases["build"] = time.perf_counter() - mark
     # Few-shot measures the default recipe, so fine_tune picks its own epochs.
     epochs = None if scenario == "fewshot" else MAX_EPOCHS
-    result = kft.fine_tune(
-        model, data.train, val.train, epochs=epochs, seed=SEED, verbose=0
+    epoch_seconds = []
+    timer = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: epoch_seconds.append(-time.perf_counter()),
+        on_epoch_end=lambda epoch, logs: epoch_seconds.__setitem__(
+            -1, epoch_seconds[-1] + time.perf_counter()
+        ),
     )
+    mark = time.perf_counter()
+    result = kft.fine_tune(
+        model,
+        data.train,
+        val.train,
+        epochs=epochs,
+        seed=SEED,
+        verbose=0,
+        callbacks=[timer],
+    )
+    fit_seconds = time.perf_counter() - mark
+    phases["head"] = sum(epoch_seconds)
+    phases["backbone"] = fit_seconds - phases["head"]
+    mark = time.perf_counter()
     accuracy = model.evaluate(val.train, verbose=0, return_dict=True)["accuracy"]
+    phases["evaluate"] = time.perf_counter() - mark
     return {
         "seconds": time.perf_counter() - start,
         "val_accuracy": float(accuracy),
         "epochs": result.epochs_run,
         "cached": result.stages[0].cached,
+        "phases": {name: round(value, 2) for name, value in phases.items()},
     }
 
 
@@ -209,6 +241,9 @@ def main(argv):
                 f"{r['val_accuracy']:.4f} | {r['epochs']} | {r['peak_rss_mb']:.0f} |",
                 flush=True,
             )
+        if "phases" in ours:
+            where = ", ".join(f"{k} {v:.2f}s" for k, v in ours["phases"].items())
+            print(f"\nkerastune_ft {scenario}, where the time goes: {where}")
 
 
 if __name__ == "__main__":

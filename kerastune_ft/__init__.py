@@ -23,56 +23,50 @@ from kerastune_ft._warnings import KerasTuneFTWarning
 
 __version__ = "0.1.0"
 
-# Public name -> the module that defines it (one name per object).
+# Public name -> the package that provides it. Each object has one public
+# name: these verbs and the two model classes live here; the supporting types
+# live in the namespaces below, each with its own `__all__`.
 _NAMES = {
-    "Diagnosis": "kerastune_ft.evaluation",
-    "Evaluation": "kerastune_ft.evaluation",
-    "FeatureCache": "kerastune_ft.training",
-    "FineTuneHyperModel": "kerastune_ft.tuning",
     "FineTuneResult": "kerastune_ft.training",
-    "OverfittingMonitor": "kerastune_ft.evaluation",
     "Report": "kerastune_ft.evaluation",
-    "TextAugmenter": "kerastune_ft.augment.text",
-    "augment_dataset": "kerastune_ft.augment.text",
-    "build_image_classifier": "kerastune_ft.builders.image",
-    "build_text_classifier": "kerastune_ft.builders.text",
+    "TransferImageClassifier": "kerastune_ft.builders",
+    "TransferTextClassifier": "kerastune_ft.builders",
+    "build_image_classifier": "kerastune_ft.builders",
+    "build_text_classifier": "kerastune_ft.builders",
     "cross_validate": "kerastune_ft.tuning",
     "describe_layers": "kerastune_ft.freezing",
     "diagnose": "kerastune_ft.evaluation",
     "evaluate": "kerastune_ft.evaluation",
     "export": "kerastune_ft.export",
     "fine_tune": "kerastune_ft.training",
+    "load_model": "kerastune_ft.saving",
+    "run": "kerastune_ft.pipeline",
     "tune": "kerastune_ft.tuning",
     "unfreeze": "kerastune_ft.training",
 }
 _NAMESPACES = (
     "augment",
     "backbones",
+    "config",
     "data",
     "distribute",
     "evaluation",
-    "freezing",
-    "saving",
     "training",
     "tuning",
 )
 
 __all__ = [
-    "Diagnosis",
-    "Evaluation",
-    "FeatureCache",
-    "FineTuneHyperModel",
     "FineTuneResult",
     "KerasTuneFTWarning",
-    "OverfittingMonitor",
     "Report",
-    "TextAugmenter",
+    "TransferImageClassifier",
+    "TransferTextClassifier",
     "__version__",
     "augment",
-    "augment_dataset",
     "backbones",
     "build_image_classifier",
     "build_text_classifier",
+    "config",
     "cross_validate",
     "data",
     "describe_layers",
@@ -82,13 +76,24 @@ __all__ = [
     "evaluation",
     "export",
     "fine_tune",
-    "freezing",
-    "saving",
+    "load_model",
+    "run",
     "training",
     "tune",
     "tuning",
     "unfreeze",
 ]
+
+# Names of version 0.1 that moved into a namespace: a clear error, not a guess.
+_MOVED = {
+    "Diagnosis": "evaluation.Diagnosis",
+    "Evaluation": "evaluation.Evaluation",
+    "FeatureCache": "training.FeatureCache",
+    "FineTuneHyperModel": "tuning.FineTuneHyperModel",
+    "OverfittingMonitor": "evaluation.OverfittingMonitor",
+    "TextAugmenter": "augment.TextAugmenter",
+    "augment_dataset": "augment.augment_dataset",
+}
 
 
 def __getattr__(name):
@@ -103,6 +108,11 @@ def __getattr__(name):
             value = getattr(importlib.import_module(_NAMES[name]), name)
         globals()[name] = value
         return value
+    if name in _MOVED:
+        raise AttributeError(
+            f"`kft.{name}` moved to `kft.{_MOVED[name]}` (each object has one "
+            f"public name). Use kft.{_MOVED[name]}."
+        )
     raise AttributeError(f"module 'kerastune_ft' has no attribute {name!r}")
 
 

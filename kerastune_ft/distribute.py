@@ -1,23 +1,14 @@
 """Training under TensorFlow's `tf.distribute` strategies.
 
 kerastune_ft does not invent its own distribution: the builders and
-`kft.fine_tune` take `strategy=` (any `tf.distribute.Strategy`) or run inside
+`kft.fine_tune` take `strategy=` (any `tf.distribute.Strategy`, or the names
+`"default"`, `"mirrored"`, `"multi_worker"`) or run inside
 `with strategy.scope():`, and TensorFlow does the rest. This module holds
-what they share:
-
-- `resolve_strategy`: `None`, a strategy, or a name (`"default"`,
-  `"mirrored"`, `"multi_worker"`, as the command line takes them).
-- `strategy_scope`: enter a strategy's scope unless it is already entered.
-- `model_strategy`: the strategy a model's variables belong to.
-- `is_chief` / `num_replicas` / `global_batch_size` / `scale_learning_rate`:
-  the multi-worker rules of thumb (only the chief writes files; datasets are
-  batched with the global batch size; the learning rate grows with it).
-- `backup_and_restore`: a `BackupAndRestore` whose backups are committed
-  whole (a kill while saving never leaves a half backup), written by the
-  chief only; the other workers restore from the chief's files.
-- `save_summary`: the chief writes a JSON summary of a `FineTuneResult`.
-
-See `docs/distributed.md` for the multi-GPU and multi-host recipe.
+what they share: resolving and entering strategies, the multi-worker rules
+of thumb (only the chief writes files; datasets are batched with the global
+batch size; the learning rate grows with it), atomic backups that only the
+chief writes, and the chief's JSON summary of a result. See
+`docs/distributed.md` for the multi-GPU and multi-host recipe.
 """
 
 import contextlib
@@ -30,7 +21,29 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from kerastune_ft import _compat
 from kerastune_ft._validation import check_choice, check_number
+
+__all__ = [
+    "STRATEGY_NAMES",
+    "AtomicBackupAndRestore",
+    "backup_and_restore",
+    "builds_under_strategy",
+    "global_batch_size",
+    "is_chief",
+    "is_multi_worker",
+    "model_strategy",
+    "multi_worker_fit_patch",
+    "num_replicas",
+    "resolve_strategy",
+    "result_summary",
+    "save_summary",
+    "scale_learning_rate",
+    "strategy_scope",
+    "trains_under_strategy",
+    "training_strategy",
+    "write_json",
+]
 
 STRATEGY_NAMES = ("default", "mirrored", "multi_worker")
 # MultiWorkerMirroredStrategy may be created only once per process (it
@@ -129,7 +142,7 @@ def model_strategy(model):
     Returns:
         A `tf.distribute.Strategy` or `None`.
     """
-    return getattr(model, "_distribute_strategy", None)
+    return _compat.model_distribute_strategy(model)
 
 
 def training_strategy(model, strategy=None):
@@ -222,21 +235,15 @@ def builds_under_strategy(function):
 def multi_worker_fit_patch(strategy=None):
     """Makes Keras 3 `fit`/`evaluate` work under a multi-worker strategy.
 
-    Keras 3's TensorFlow trainer (3.15 here) fails under
-    `MultiWorkerMirroredStrategy` in two places (keras-team/keras#20585):
-
-    - before training it reduces a whole peeked `(x, y)` batch with
-      `strategy.reduce`, which rejects the structure ("Attempt to convert a
-      value (PerReplica...) to a Tensor"); the batch is only used for its
-      shapes and dtypes, so here each replica's local value is taken, with
-      no collective;
-    - it reduces each step's scalar metrics with `axis=0` ("Invalid
-      reduction dimension 0 for input with 0 dimensions"); here scalars are
-      averaged across replicas with `axis=None`, as the single-worker path
-      does.
+    Keras 3's TensorFlow trainer fails under `MultiWorkerMirroredStrategy`
+    in two places (keras-team/keras#20585): it reduces a whole peeked batch
+    with `strategy.reduce` before training, and reduces each step's scalar
+    metrics with `axis=0`. The workaround lives in `kerastune_ft._compat`
+    (`patch_multi_worker_fit`); this context manager applies it and undoes
+    it on exit.
 
     `kft.fine_tune` applies it by itself; use it around your own `fit` calls.
-    Under any other strategy it does nothing. The patch is undone on exit.
+    Under any other strategy it does nothing.
 
     Args:
         strategy: `None` (the strategy in scope) or a strategy or name.
@@ -248,56 +255,17 @@ def multi_worker_fit_patch(strategy=None):
     >>> with kft.distribute.multi_worker_fit_patch():
     ...     pass  # model.fit(...) under MultiWorkerMirroredStrategy
     """
-    from keras.src.backend.tensorflow import trainer as tf_trainer
-
     strategy = resolve_strategy(strategy) or tf.distribute.get_strategy()
-    cls = getattr(tf_trainer, "TensorFlowTrainer", None)
-    original_build = getattr(cls, "_maybe_symbolic_build", None)
-    original_reduce = getattr(tf_trainer, "reduce_per_replica", None)
-    if (
-        not is_multi_worker(strategy)
-        or original_build is None
-        or original_reduce is None
-    ):
-        yield
-        return
-
-    def local(value):
-        if isinstance(value, tf.distribute.DistributedValues):
-            return value.values[0]
-        return value
-
-    def maybe_symbolic_build(self, iterator=None, data_batch=None):
-        if self._distribute_strategy is None:
-            return original_build(self, iterator=iterator, data_batch=data_batch)
-        if iterator is not None:
-            for _, _, it in iterator:
-                data_batch = tf.nest.map_structure(local, next(it))
-                break
-        with self.distribute_strategy.scope():
-            self._symbolic_build(data_batch=data_batch)
-
-    def reduce_per_replica(values, strategy, reduction):
-        if reduction not in ("auto", "mean") or not is_multi_worker(strategy):
-            return original_reduce(values, strategy, reduction)
-
-        def reduce(value):
-            if isinstance(value, tf.distribute.DistributedValues) or tf.is_tensor(
-                value
-            ):
-                rank = local(value).shape.rank
-                return strategy.reduce("MEAN", value, axis=0 if rank else None)
-            return value
-
-        return tf.nest.map_structure(reduce, values)
-
-    cls._maybe_symbolic_build = maybe_symbolic_build
-    tf_trainer.reduce_per_replica = reduce_per_replica
+    undo = (
+        _compat.patch_multi_worker_fit(is_multi_worker)
+        if is_multi_worker(strategy)
+        else None
+    )
     try:
         yield
     finally:
-        cls._maybe_symbolic_build = original_build
-        tf_trainer.reduce_per_replica = original_reduce
+        if undo is not None:
+            undo()
 
 
 def trains_under_strategy(function):
@@ -406,8 +374,7 @@ def is_multi_worker(strategy=None):
         A bool.
     """
     strategy = resolve_strategy(strategy) or tf.distribute.get_strategy()
-    extended = strategy.extended
-    return bool(getattr(extended, "_in_multi_worker_mode", lambda: False)())
+    return _compat.in_multi_worker_mode(strategy)
 
 
 def is_chief(strategy=None):
@@ -442,81 +409,19 @@ def is_chief(strategy=None):
     return task_type == "worker" and task_id == 0 and "chief" not in cluster
 
 
-# Strategies under which fine_tune's feature caching (a local pass of the
-# frozen part, then the head trained on the cached tensors) is tested; see
-# tests/test_distribute.py.
-_CACHING_STRATEGIES = (
-    "_DefaultDistributionStrategy",
-    "OneDeviceStrategy",
-    "MirroredStrategy",
-    "MultiWorkerMirroredStrategy",
-    "CollectiveAllReduceStrategy",
-)
+class AtomicBackupAndRestore(keras.callbacks.Callback):
+    """A `BackupAndRestore` whose every backup is one folder, committed by a rename.
 
-
-def caching_supported(strategy=None):
-    """Whether `kft.fine_tune` can cache frozen features under `strategy`.
-
-    Args:
-        strategy: `None` (the strategy in scope) or a strategy or name.
-            Defaults to `None`.
-
-    Returns:
-        `(supported, reason)`: a bool and, when unsupported, why.
-    """
-    strategy = resolve_strategy(strategy) or tf.distribute.get_strategy()
-    name = type(strategy).__name__
-    if any(name.startswith(known) for known in _CACHING_STRATEGIES):
-        return True, ""
-    return False, (
-        f"feature caching is not supported under {name} (it is tested with the "
-        "default, mirrored and multi-worker mirrored strategies)"
-    )
-
-
-def check_feature_caching(strategy, cache_features, say=None):
-    """Resolves `fine_tune`'s `cache_features` under `strategy`.
-
-    Args:
-        strategy: a strategy or `None`.
-        cache_features: `"auto"`, `True` or `False`.
-        say: a print-like function for the reason caching is turned off.
-            Defaults to `None` (silent).
-
-    Returns:
-        `cache_features`, or `False` when `"auto"` meets an unsupported
-        strategy.
-
-    Raises:
-        ValueError: `cache_features=True` under an unsupported strategy.
-    """
-    if cache_features is False:
-        return False
-    supported, reason = caching_supported(strategy)
-    if supported:
-        return cache_features
-    if cache_features is True:
-        raise ValueError(
-            f"`cache_features=True` but {reason}. Use cache_features='auto' "
-            "(turns it off under this strategy) or False."
-        )
-    if say is not None:
-        say(f"cache_features='auto': off, {reason}.")
-    return False
-
-
-class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """`BackupAndRestore` whose every backup is one folder, committed by a rename.
-
-    Keras' callback overwrites `latest.weights.h5` and then
-    `training_metadata.json` in place: a process killed between the two
-    resumes an epoch's weights with the previous epoch's counter, and one
+    Keras' `keras.callbacks.BackupAndRestore` overwrites `latest.weights.h5`
+    and then `training_metadata.json` in place: a process killed between the
+    two resumes an epoch's weights with the previous epoch's counter, and one
     killed while writing the JSON cannot resume at all. Here each backup is
     written into a temporary folder (weights, metadata and the state of
     `companions`), flushed, and renamed to `ckpt-NNNNNN`: a backup exists
     whole or not at all, and what the companions saved always belongs to
     the same epoch as the weights. Restoring takes the newest backup that
-    loads, falling back to the previous one (`double_checkpoint=True`).
+    loads, falling back to the previous one (`double_checkpoint=True`), and
+    resumes `fit` at the saved epoch, as Keras' callback does.
 
     A companion is any object with `save_state(folder, previous)` (write its
     files into `folder`; `previous` is the last committed backup folder or
@@ -538,16 +443,42 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         companions: objects whose state is saved with each backup. Defaults
             to `()`.
         write: whether this process writes backups. Defaults to `True`.
-        **kwargs: `save_freq`, `double_checkpoint`, `delete_checkpoint`, as
-            for `keras.callbacks.BackupAndRestore`.
+        double_checkpoint: keep the previous backup too, and fall back to it
+            when the newest one cannot be loaded. Defaults to `False`.
+        delete_checkpoint: delete `backup_dir` when `fit` ends. Defaults to
+            `True`, as in Keras.
+
+    Example:
+
+    >>> import kerastune_ft as kft
+    >>> callback = kft.distribute.AtomicBackupAndRestore("/tmp/kft_backup")
+    >>> callback.committed()
+    []
     """
 
     _PREFIX = "ckpt-"
 
-    def __init__(self, backup_dir, *, companions=(), write=True, **kwargs):
-        super().__init__(os.fspath(backup_dir), **kwargs)
+    def __init__(
+        self,
+        backup_dir,
+        *,
+        companions=(),
+        write=True,
+        double_checkpoint=False,
+        delete_checkpoint=True,
+    ):
+        super().__init__()
+        if not backup_dir:
+            raise ValueError(
+                "`backup_dir` must be a folder path. "
+                f"Received: backup_dir={backup_dir!r}."
+            )
+        self.backup_dir = os.fspath(backup_dir)
         self.companions = list(companions)
         self.write = write
+        self.double_checkpoint = double_checkpoint
+        self.delete_checkpoint = delete_checkpoint
+        self.epoch = 0
 
     def committed(self):
         """Committed backup folders, newest first."""
@@ -562,9 +493,6 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         return [os.path.join(self.backup_dir, n) for n in names]
 
     def on_train_begin(self, logs=None):
-        self._load_model()
-
-    def _load_model(self):
         folders = self.committed()
         errors = []
         for folder in folders[: 2 if self.double_checkpoint else 1]:
@@ -589,19 +517,17 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             metadata = json.load(f)
         for companion in self.companions:
             companion.load_state(folder)
-        # Keras' own BackupAndRestore resumes fit() through this attribute.
-        self.model._initial_epoch = int(metadata["epoch"])
+        _compat.set_fit_initial_epoch(self.model, int(metadata["epoch"]))
 
     def on_epoch_end(self, epoch, logs=None):
-        self._current_epoch = epoch + 1
+        self.epoch = epoch + 1
         if self.model.stop_training:
             # Stopped (early stopping, NaN): a resumed fit has nothing left.
-            self._current_epoch = int(self.params.get("epochs") or epoch + 1)
-        self._last_batch_seen = 0
-        if self.save_freq == "epoch":
-            self._save_model()
+            self.epoch = int(self.params.get("epochs") or epoch + 1)
+        self.save()
 
-    def _save_model(self):
+    def save(self):
+        """Commits a backup of the model (and companions) at `self.epoch`."""
         if not self.write:
             with tempfile.TemporaryDirectory(prefix="kerastune_ft_worker_") as folder:
                 self.model.save_weights(os.path.join(folder, "model.weights.h5"))
@@ -618,7 +544,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         self.model.save_weights(os.path.join(tmp, "model.weights.h5"))
         write_json(
             os.path.join(tmp, "training_metadata.json"),
-            {"epoch": self._current_epoch, "batch": self._last_batch_seen},
+            {"epoch": self.epoch, "batch": 0},
         )
         for companion in self.companions:
             companion.save_state(tmp, folders[0] if folders else None)
@@ -632,7 +558,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     def on_train_end(self, logs=None):
         # Keras never clears it: the next fit() of this model would start at
         # the restored epoch instead of its own initial_epoch.
-        self.model._initial_epoch = None
+        _compat.set_fit_initial_epoch(self.model, None)
         if self.write and self.delete_checkpoint:
             shutil.rmtree(self.backup_dir, ignore_errors=True)
 
@@ -679,10 +605,10 @@ def backup_and_restore(backup_dir, strategy=None, **kwargs):
         strategy: `None` (the strategy in scope) or a strategy or name.
             Defaults to `None`.
         **kwargs: other `AtomicBackupAndRestore` arguments (`companions`,
-            `save_freq`, `double_checkpoint`, `delete_checkpoint`).
+            `double_checkpoint`, `delete_checkpoint`).
 
     Returns:
-        An `AtomicBackupAndRestore` (a `keras.callbacks.BackupAndRestore`).
+        An `AtomicBackupAndRestore` callback.
     """
     return AtomicBackupAndRestore(backup_dir, write=is_chief(strategy), **kwargs)
 

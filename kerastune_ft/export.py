@@ -13,12 +13,10 @@
   `"int8"` (int8 weights and activations calibrated on
   `representative_data`, a sample of the training inputs).
 
-Text models and TFLite: the keras-hub tokenizer (WordPiece / BPE ops from
-tensorflow-text) has no TFLite kernels, so the TFLite file holds the part
-that converts: token ids -> probabilities. Tokenize outside the model with
-the preprocessor saved beside it (`<name>.preprocessor/`, reload with
-`keras_hub.models.TextClassifierPreprocessor.from_preset(dir)`), or export
-`format="saved_model"`, which takes raw strings.
+Text models and TFLite: the keras-hub tokenizer has no TFLite kernels, so
+the file takes token ids; the tokenizer is saved beside it
+(`<name>.preprocessor/`), and `format="saved_model"` takes raw strings.
+The TFLite file is written by Keras' `model.export(format="litert")`.
 """
 
 import contextlib
@@ -32,8 +30,13 @@ import warnings
 import keras
 import numpy as np
 
+from kerastune_ft import _compat
+from kerastune_ft._files import write_text_atomic
 from kerastune_ft._validation import check_choice, check_number
-from kerastune_ft.freezing import is_text_model
+from kerastune_ft.builders import is_text_model
+from kerastune_ft.evaluation.inspection import output_activation
+
+__all__ = ["ExportResult", "export", "tflite_predict"]
 
 FORMATS = ("keras", "saved_model", "tflite")
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
@@ -75,36 +78,6 @@ class ExportResult:
         ]
         lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
-
-
-def output_activation(model):
-    """The activation that turns the model's outputs into probabilities.
-
-    Args:
-        model: a compiled Keras model.
-
-    Returns:
-        `"softmax"` or `"sigmoid"` when the model was compiled with a
-        `from_logits=True` loss (e.g. kerastune_ft text models), else `None`
-        (its outputs already are probabilities, or nothing says otherwise).
-
-    Example:
-
-    >>> import keras
-    >>> from kerastune_ft.export import output_activation
-    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-    >>> model.compile(loss=keras.losses.SparseCategoricalCrossentropy(
-    ...     from_logits=True))
-    >>> output_activation(model)
-    'softmax'
-    """
-    loss = getattr(model, "loss", None)
-    if loss is None or isinstance(loss, str):
-        return None
-    config = loss.get_config() if hasattr(loss, "get_config") else {}
-    if not config.get("from_logits"):
-        return None
-    return "sigmoid" if "binary" in type(loss).__name__.lower() else "softmax"
 
 
 def _probabilities_fn(model):
@@ -284,19 +257,13 @@ def export(
             path, format, quantize, _size(path), inputs, "the model's own outputs"
         )
     preprocessor = None
-    if is_text_model(model):
-        preprocessor = _preprocessor_dir(path)
-        preprocessor = (preprocessor, _folder_target(preprocessor, overwrite))
+    if is_text_model(model):  # the tokenizer goes beside the file
+        folder = os.path.splitext(path)[0] + ".preprocessor"
+        preprocessor = (folder, _folder_target(folder, overwrite))
+    calibration = (representative_data, num_calibration)
     with _staging(path) as staging:
         return _export_tflite(
-            model,
-            path,
-            staging,
-            quantize,
-            representative_data,
-            num_calibration,
-            preprocessor,
-            overwrite,
+            model, path, staging, quantize, calibration, preprocessor, overwrite
         )
 
 
@@ -420,10 +387,7 @@ def _write_marker(folder, entries, what):
         "what": what,
         "entries": sorted(entries),
     }
-    staged = os.path.join(folder, EXPORT_MARKER + ".tmp")
-    with open(staged, "w", encoding="utf-8") as f:
-        json.dump(marker, f, indent=2)
-    os.replace(staged, os.path.join(folder, EXPORT_MARKER))
+    write_text_atomic(os.path.join(folder, EXPORT_MARKER), json.dumps(marker, indent=2))
 
 
 @contextlib.contextmanager
@@ -493,10 +457,6 @@ def _remove(path):
         shutil.rmtree(path)
     else:
         os.remove(path)
-
-
-def _preprocessor_dir(path):
-    return os.path.splitext(path)[0] + ".preprocessor"
 
 
 def _outputs_words(model):
@@ -574,30 +534,29 @@ def _calibration_inputs(model, data, limit, signature):
         else:
             x = np.asarray(x, dtype="float32")
             size = len(x)
-        for i in range(size):
-            if count >= limit:
-                return
-            if text:
-                yield {k: v[i : i + 1] for k, v in x.items()}
-            else:
-                yield x[i : i + 1]
-            count += 1
+        for i in range(min(size, limit - count)):
+            yield {k: v[i : i + 1] for k, v in x.items()} if text else x[i : i + 1]
+        count += min(size, limit - count)
+        if count >= limit:
+            return
     if count == 0:
         raise ValueError("`representative_data` is empty: nothing to calibrate on.")
 
 
 def _export_tflite(
-    model, path, staging, quantize, representative_data, limit, preprocessor, overwrite
+    model, path, staging, quantize, calibration, preprocessor, overwrite
 ):
-    flatbuffer = _convert_tflite(model, quantize, representative_data, limit)
     staged = os.path.join(staging, os.path.basename(path))
-    with open(staged, "wb") as f:
-        f.write(flatbuffer)
+    _convert_tflite(model, staged, quantize, *calibration)
     notes = ()
     if preprocessor is not None:
         preprocessor_dir, owned = preprocessor
         staged_dir = os.path.join(staging, "preprocessor")
-        _save_preprocessor(model, staged_dir)
+        # keras-hub finds a preset's classes through its `config.json` (the
+        # backbone's config): written too, without the weights, so that
+        # `TextClassifierPreprocessor.from_preset(directory)` works.
+        _compat.save_preset_config(model.backbone, staged_dir)
+        model.preprocessor.save_to_preset(staged_dir)
         _install_folder(staged_dir, preprocessor_dir, owned, overwrite, "preprocessor")
         notes = (
             "Not exported: the tokenizer. Its ops (tensorflow-text WordPiece) have "
@@ -618,58 +577,60 @@ def _export_tflite(
     )
 
 
-def _convert_tflite(model, quantize, representative_data, limit):
-    """The TFLite flatbuffer (bytes) of the model's probabilities."""
+def _probability_model(model, signature):
+    """A functional model from the export's inputs to class probabilities."""
+    specs = signature if isinstance(signature, dict) else {"inputs": signature}
+    inputs = {
+        name: keras.Input(batch_shape=spec.shape, dtype=spec.dtype.name, name=name)
+        for name, spec in specs.items()
+    }
+    if not isinstance(signature, dict):
+        inputs = inputs["inputs"]
+    return keras.Model(inputs, _probabilities_fn(model)(inputs))
+
+
+def _convert_tflite(model, path, quantize, representative_data, limit):
+    """Writes the TFLite file of the model's probabilities to `path`.
+
+    Uses Keras' own LiteRT export (`model.export(format="litert")`) on a
+    model that adds the softmax/sigmoid, restricted to TFLite's builtin ops
+    so that the file runs on any TFLite interpreter.
+    """
     import tensorflow as tf
 
-    call = _probabilities_fn(model)
     signature = _input_signature(model)
-    with tempfile.TemporaryDirectory() as tmp:
-        archive = keras.export.ExportArchive()
-        archive.track(model)
-        archive.add_endpoint("serve", call, input_signature=[signature])
-        archive.write_out(tmp, verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        if quantize != "none":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if quantize == "float16":
-            converter.target_spec.supported_types = [tf.float16]
-        if quantize == "int8":
-            samples = list(
-                _calibration_inputs(model, representative_data, limit, signature)
-            )
+    target_spec = {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]}
+    options = {}
+    if quantize != "none":
+        options["optimizations"] = [tf.lite.Optimize.DEFAULT]
+    if quantize == "float16":
+        target_spec["supported_types"] = [tf.float16]
+    if quantize == "int8":
+        samples = list(
+            _calibration_inputs(model, representative_data, limit, signature)
+        )
 
-            def representative_dataset():
-                for sample in samples:
-                    if isinstance(sample, dict):
-                        yield sample
-                    else:
-                        yield [sample]
+        def representative_dataset():
+            for sample in samples:
+                yield sample if isinstance(sample, dict) else [sample]
 
-            converter.representative_dataset = representative_dataset
-        try:
-            return converter.convert()
-        except Exception as e:  # the converter raises ConverterError and others
-            raise ValueError(
-                f"TFLite conversion failed ({type(e).__name__}): {str(e)[:600]}. "
-                "Some ops have no TFLite kernels; export format='saved_model' "
-                "instead, which runs every TensorFlow op."
-            ) from e
-
-
-def _save_preprocessor(model, directory):
-    """Saves the tokenizer and packer as a keras-hub preset folder.
-
-    keras-hub finds a preset's classes through its `config.json` (the
-    backbone's config): it is written too, without the weights, so that
-    `TextClassifierPreprocessor.from_preset(directory)` works.
-    """
-    from keras_hub.src.utils.preset_utils import get_preset_saver
-
-    saver = get_preset_saver(directory)
-    saver._save_serialized_object(model.backbone, config_file="config.json")
-    model.preprocessor.save_to_preset(directory)
+        options["representative_dataset"] = representative_dataset
+    wrapper = _probability_model(model, signature)
+    try:
+        wrapper.export(
+            path,
+            format="litert",
+            verbose=False,
+            input_signature=[signature],
+            target_spec=target_spec,
+            **options,
+        )
+    except Exception as e:  # the converter raises ConverterError and others
+        raise ValueError(
+            f"TFLite conversion failed ({type(e).__name__}): {str(e)[:600]}. "
+            "Some ops have no TFLite kernels; export format='saved_model' "
+            "instead, which runs every TensorFlow op."
+        ) from e
 
 
 def tflite_predict(path, inputs, batch_size=32):

@@ -1,42 +1,73 @@
-"""Which backbone layers train, and a table to choose that.
+"""Which backbone units train: one counting rule for image and text models.
 
-Both builders mark their backbone the same way: it is the nested layer named
-`"backbone"` (or the `.backbone` attribute of a keras-hub task). Freezing is
-counted in *units*: for image backbones a unit is one layer of the backbone,
-for transformer backbones the units are the embeddings followed by each
-transformer block. `resolve_freeze_count` gives every builder the same
-meaning of `freeze` and the same error messages.
+A transfer classifier (`kft.build_image_classifier`,
+`kft.build_text_classifier`) holds its pretrained network as
+`model.backbone`. Freezing counts *units* of that backbone:
+
+- image backbones: one unit per layer of `backbone.layers`;
+- keras-hub transformer encoders (backbones with a `transformer_layers`
+  attribute: BERT, DistilBERT, RoBERTa, ELECTRA, DeBERTaV3, ALBERT, ...):
+  the embeddings (every layer below the first block) are the first unit,
+  then one unit per transformer block; an int `freeze` counts blocks.
+
+`model.freeze(...)`, `model.unfreeze(...)`, `kft.describe_layers` and the
+training engine all use `backbone_units` and `set_frozen_units` below, so a
+number means the same thing everywhere. Nothing here looks a layer up by
+name: the backbone is `model.backbone` and transformer blocks are
+`backbone.transformer_layers`.
 """
 
 import dataclasses
+import difflib
 import math
 import numbers
-import re
 
 import keras
 
-BACKBONE_NAME = "backbone"
+__all__ = [
+    "BACKBONE_NAME",
+    "BackboneUnits",
+    "backbone_units",
+    "count_params",
+    "describe_layers",
+    "freeze_backbone",
+    "get_backbone",
+    "is_text_model",
+    "resolve_freeze_count",
+    "set_frozen_units",
+    "unfreeze_top",
+]
 
-_FREEZE_WORDS = ("all", "none")
+BACKBONE_NAME = "backbone"
+"""The name builders give their backbone layer (for users' `get_layer` calls)."""
 
 
 def get_backbone(model):
-    """Returns the backbone of a kerastune_ft (or keras-hub) model.
+    """Returns `model.backbone`, or `model` itself when it has none.
+
+    Transfer classifiers and keras-hub tasks carry their backbone as the
+    `.backbone` attribute. For a plain `keras.Model` (no attribute) this
+    falls back, for compatibility with models built before the transfer
+    classifier classes, to a nested model named `"backbone"`; new code
+    should use `model.backbone`.
 
     Args:
-        model: a model from `kft.build_image_classifier`,
-            `kft.build_text_classifier`, a keras-hub task, or a backbone itself.
+        model: a transfer classifier, a keras-hub task, or a backbone.
 
     Returns:
         The backbone `keras.Model`.
 
+    Raises:
+        TypeError: if `model` is not a `keras.Model`.
+
     Example:
 
-    >>> import keras, kerastune_ft as kft
-    >>> inner = keras.Sequential([keras.layers.Dense(2)], name="backbone")
-    >>> outer = keras.Sequential([keras.Input((3,)), inner, keras.layers.Dense(1)])
-    >>> kft.freezing.get_backbone(outer).name
-    'backbone'
+    >>> import kerastune_ft as kft
+    >>> model = kft.build_image_classifier(
+    ...     "mobilenet_v2", 2, weights=None, input_shape=(32, 32, 3),
+    ...     backbone_kwargs={"alpha": 0.35}, compile=False)
+    >>> kft.freezing.get_backbone(model) is model.backbone
+    True
     """
     if not isinstance(model, keras.Model):
         raise TypeError(
@@ -46,6 +77,8 @@ def get_backbone(model):
     backbone = getattr(model, "backbone", None)
     if isinstance(backbone, keras.Model):
         return backbone
+    # Legacy plain models (no `.backbone` attribute): a nested model named
+    # "backbone". Kept until every caller holds a transfer classifier.
     for layer in model.layers:
         if layer.name == BACKBONE_NAME and isinstance(layer, keras.Model):
             return layer
@@ -53,17 +86,15 @@ def get_backbone(model):
 
 
 def is_text_model(model):
-    """Whether `model` reads raw strings through a tokenizing preprocessor.
+    """Whether `model` reads raw strings; see `kft.builders.is_text_model`.
 
-    One test for every module that treats text and image models differently
-    (loading data for evaluation, export signatures, diagnosis advice).
+    Kept here for callers that import it from `kft.freezing`.
 
     Args:
         model: any Keras model.
 
     Returns:
-        `True` for keras-hub text tasks (such as `kft.build_text_classifier`
-        models) that carry a preprocessor with a tokenizer, else `False`.
+        `True` for text models, else `False`.
 
     Example:
 
@@ -71,8 +102,31 @@ def is_text_model(model):
     >>> kft.freezing.is_text_model(keras.Sequential([keras.layers.Dense(2)]))
     False
     """
-    preprocessor = getattr(model, "preprocessor", None)
-    return preprocessor is not None and hasattr(preprocessor, "tokenizer")
+    from kerastune_ft.builders.model import is_text_model as answer
+
+    return answer(model)
+
+
+def count_params(weights):
+    """Number of scalars in a list of weights (e.g. `model.trainable_weights`).
+
+    The one trainable-parameter count of the package.
+
+    Args:
+        weights: a list of Keras variables (or anything with `.shape`).
+
+    Returns:
+        An int.
+
+    Example:
+
+    >>> import keras, kerastune_ft as kft
+    >>> dense = keras.layers.Dense(2)
+    >>> dense.build((None, 3))
+    >>> kft.freezing.count_params(dense.trainable_weights)
+    8
+    """
+    return int(sum(math.prod(w.shape) for w in weights))
 
 
 def resolve_freeze_count(
@@ -117,8 +171,6 @@ def resolve_freeze_count(
             return 0
         if names is not None and freeze in names:
             return list(names).index(freeze) + 1
-        import difflib
-
         close = difflib.get_close_matches(freeze, list(names or ()), n=3)
         hint = f" Close matches: {', '.join(close)}." if close else ""
         raise ValueError(
@@ -148,65 +200,16 @@ def resolve_freeze_count(
     )
 
 
-def describe_layers(model, *, print_fn=None):
-    """Lists the backbone's layers so you can choose how many to freeze.
-
-    Args:
-        model: a kerastune_ft model, a keras-hub task, or a backbone.
-        print_fn: if given, called with a formatted table. Defaults to `None`
-            (nothing is printed; the rows are returned).
-
-    Returns:
-        A list of dicts with keys `index`, `name`, `type`, `params` and
-        `trainable`, one per backbone layer, in order.
-
-    Example:
-
-    >>> import keras, kerastune_ft as kft
-    >>> base = keras.Sequential(
-    ...     [keras.Input((4,)), keras.layers.Dense(2)], name="backbone")
-    >>> rows = kft.describe_layers(base)
-    >>> rows[0]["type"], rows[0]["params"]
-    ('Dense', 10)
-    """
-    backbone = get_backbone(model)
-    rows = []
-    for index, layer in enumerate(backbone.layers):
-        rows.append(
-            {
-                "index": index,
-                "name": layer.name,
-                "type": type(layer).__name__,
-                "params": int(sum(math.prod(w.shape) for w in layer.weights)),
-                "trainable": bool(layer.trainable),
-            }
-        )
-    if print_fn is not None:
-        header = f"{'index':>5}  {'name':<40} {'type':<24} {'params':>10}  trainable"
-        lines = [header, "-" * len(header)]
-        for r in rows:
-            lines.append(
-                f"{r['index']:>5}  {r['name'][:40]:<40} {r['type'][:24]:<24} "
-                f"{r['params']:>10}  {r['trainable']}"
-            )
-        print_fn("\n".join(lines))
-    return rows
-
-
-# keras-hub names encoder blocks `transformer_layer_{i}` (BERT, DistilBERT,
-# RoBERTa, ELECTRA) or `disentangled_attention_encoder_layer_{i}` (DeBERTaV3).
-_BLOCK_NAME = re.compile(r"(transformer|encoder)_layer_\d+$")
-
-
 @dataclasses.dataclass
 class BackboneUnits:
     """A backbone split into the units that `freeze` counts.
 
     Attributes:
         names: unit names, bottom to top.
-        units: the layers of each unit.
-        rest: layers after the last unit (a transformer's pooler or final
-            norm); frozen only when every unit is.
+        units: the layers of each unit (lists of layers).
+        rest: layers after the first block that are no block (a
+            transformer's pooler or final norm); frozen only when every unit
+            is.
         transformer: whether units are `[embeddings, block_0, ...]` (an int
             `freeze` then counts blocks) rather than single layers.
     """
@@ -217,16 +220,24 @@ class BackboneUnits:
     transformer: bool
 
 
-def backbone_units(backbone):
-    """Splits a backbone into freezing units.
+def _transformer_blocks(backbone):
+    """The keras-hub encoder blocks, bottom to top, or `[]`."""
+    blocks = getattr(backbone, "transformer_layers", None)
+    if not isinstance(blocks, list | tuple):
+        return []
+    return [b for b in blocks if isinstance(b, keras.layers.Layer)]
 
-    Image backbones have one unit per layer. Transformer backbones
-    (keras-hub encoders, whose blocks are named `transformer_layer_<i>` or
-    `..._encoder_layer_<i>`) have
-    the embeddings as the first unit, then one unit per block.
+
+def backbone_units(backbone):
+    """Splits a backbone into freezing units: the one counting rule.
+
+    Image backbones have one unit per layer. keras-hub transformer encoders
+    (a `transformer_layers` attribute) have the embeddings as the first unit,
+    then one unit per block.
 
     Args:
-        backbone: a backbone `keras.Model`.
+        backbone: a backbone `keras.Model` (or a transfer classifier, whose
+            `model.backbone` is used).
 
     Returns:
         A `BackboneUnits`.
@@ -238,26 +249,83 @@ def backbone_units(backbone):
     >>> kft.freezing.backbone_units(base).names
     ['d']
     """
-    layers = [
-        layer
-        for layer in backbone.layers
-        if not isinstance(layer, keras.layers.InputLayer)
-    ]
-    blocks = [layer for layer in layers if _BLOCK_NAME.search(layer.name)]
+    backbone = get_backbone(backbone)
+    layers = list(backbone.layers)
+    blocks = [b for b in _transformer_blocks(backbone) if b in layers]
     if not blocks:
-        layers = backbone.layers
         return BackboneUnits(
-            [layer.name for layer in layers], [[la] for la in layers], [], False
+            [la.name for la in layers], [[la] for la in layers], [], False
         )
-    first = layers.index(blocks[0])
+    body = [la for la in layers if not isinstance(la, keras.layers.InputLayer)]
+    first = body.index(blocks[0])
     block_ids = {id(b) for b in blocks}
-    rest = [layer for layer in layers[first:] if id(layer) not in block_ids]
+    rest = [la for la in body[first:] if id(la) not in block_ids]
     return BackboneUnits(
         ["embeddings"] + [b.name for b in blocks],
-        [layers[:first]] + [[b] for b in blocks],
+        [body[:first]] + [[b] for b in blocks],
         rest,
         True,
     )
+
+
+def _unit_label(split):
+    if split.transformer:
+        return "units (the embeddings, then each block)"
+    return "layers"
+
+
+def describe_layers(model, *, print_fn=None):
+    """Lists the backbone's layers so you can choose how many to freeze.
+
+    Args:
+        model: a transfer classifier, a keras-hub task, or a backbone.
+        print_fn: if given, called with a formatted table. Defaults to `None`
+            (nothing is printed; the rows are returned).
+
+    Returns:
+        A list of dicts with keys `index`, `name`, `type`, `params`,
+        `trainable` and `unit` (the freezing unit the layer belongs to, as
+        `freeze`/`unfreeze` count them; `None` for a transformer's pooler or
+        final norm), one per backbone layer, in order.
+
+    Example:
+
+    >>> import keras, kerastune_ft as kft
+    >>> base = keras.Sequential(
+    ...     [keras.Input((4,)), keras.layers.Dense(2)], name="backbone")
+    >>> rows = kft.describe_layers(base)
+    >>> rows[0]["type"], rows[0]["params"], rows[0]["unit"]
+    ('Dense', 10, 0)
+    """
+    backbone = get_backbone(model)
+    split = backbone_units(backbone)
+    unit_of = {id(la): i for i, unit in enumerate(split.units) for la in unit}
+    rows = []
+    for index, layer in enumerate(backbone.layers):
+        rows.append(
+            {
+                "index": index,
+                "name": layer.name,
+                "type": type(layer).__name__,
+                "params": count_params(layer.weights),
+                "trainable": bool(layer.trainable),
+                "unit": unit_of.get(id(layer)),
+            }
+        )
+    if print_fn is not None:
+        header = (
+            f"{'index':>5}  {'name':<40} {'type':<24} {'params':>10}  "
+            f"{'unit':>4}  trainable"
+        )
+        lines = [header, "-" * len(header)]
+        for r in rows:
+            unit = "-" if r["unit"] is None else r["unit"]
+            lines.append(
+                f"{r['index']:>5}  {r['name'][:40]:<40} {r['type'][:24]:<24} "
+                f"{r['params']:>10}  {unit:>4}  {r['trainable']}"
+            )
+        print_fn("\n".join(lines))
+    return rows
 
 
 def _walk(layer):
@@ -280,7 +348,7 @@ def set_frozen_units(backbone, count, *, bn_trainable=False):
         bn_trainable: let BatchNormalization layers train. Defaults to `False`.
 
     Returns:
-        `count`.
+        `count` (capped at the number of units).
 
     Example:
 
@@ -292,6 +360,7 @@ def set_frozen_units(backbone, count, *, bn_trainable=False):
     >>> [layer.trainable for layer in base.layers]
     [False, True]
     """
+    backbone = get_backbone(backbone)
     split = backbone_units(backbone)
     backbone.trainable = True
     if count >= len(split.units):
@@ -313,7 +382,7 @@ def freeze_backbone(model, freeze="all", *, bn_trainable=False, what=None):
     """Sets which backbone units train, with one meaning of `freeze` everywhere.
 
     Args:
-        model: a kerastune_ft model, a keras-hub task, or a backbone.
+        model: a transfer classifier, a keras-hub task, or a backbone.
         freeze: `"all"`, `"none"`, an int N (image backbones: the first N
             layers; transformers: the embeddings and the first N blocks), a
             negative int -N (all but the last N layers or blocks), a float
@@ -348,10 +417,62 @@ def freeze_backbone(model, freeze="all", *, bn_trainable=False, what=None):
             freeze, len(split.units) - 1, unit="transformer blocks", what=what
         )
     else:
-        unit = (
-            "units (the embeddings, then each block)" if split.transformer else "layers"
-        )
         count = resolve_freeze_count(
-            freeze, len(split.units), unit=unit, names=split.names, what=what
+            freeze,
+            len(split.units),
+            unit=_unit_label(split),
+            names=split.names,
+            what=what,
         )
     return set_frozen_units(backbone, count, bn_trainable=bn_trainable)
+
+
+def unfreeze_top(model, top="all", *, bn_trainable=False, what=None):
+    """Unfreezes the top `top` units of the backbone and freezes the others.
+
+    Args:
+        model: a transfer classifier, a keras-hub task, or a backbone.
+        top: `"all"` or an int in `[0, number of units]` (layers for image
+            backbones; for transformers the units are the embeddings, then
+            each block). Defaults to `"all"`.
+        bn_trainable: let BatchNormalization layers train. Defaults to `False`.
+        what: how to call the backbone in messages. Defaults to `None`
+            ("The backbone").
+
+    Returns:
+        The number of trainable units.
+
+    Raises:
+        TypeError, ValueError: for a `top` that is no int in range.
+
+    Example:
+
+    >>> import keras, kerastune_ft as kft
+    >>> base = keras.Sequential(
+    ...     [keras.Input((3,)), keras.layers.Dense(2), keras.layers.Dense(2)])
+    >>> kft.freezing.unfreeze_top(base, 1)
+    1
+    >>> [layer.trainable for layer in base.layers]
+    [False, True]
+    """
+    backbone = get_backbone(model)
+    split = backbone_units(backbone)
+    num_units = len(split.units)
+    what = what or "The backbone"
+    if isinstance(top, str) and top == "all":
+        top = num_units
+    if (
+        isinstance(top, bool)
+        or not isinstance(top, numbers.Integral)
+        or not 0 <= top <= num_units
+    ):
+        error = TypeError if not isinstance(top, numbers.Integral) else ValueError
+        if isinstance(top, bool):
+            error = TypeError
+        raise error(
+            f'`top` must be "all" or an int between 0 and {num_units}. '
+            f"Received: top={top!r}. {what} has {num_units} {_unit_label(split)}. "
+            "Use `kft.describe_layers(model)` to choose N."
+        )
+    set_frozen_units(backbone, num_units - int(top), bn_trainable=bn_trainable)
+    return int(top)

@@ -24,7 +24,7 @@ import keras
 import kerastune_ft.backbones.image  # noqa: F401
 import kerastune_ft.builders.head  # noqa: F401
 import kerastune_ft.builders.text  # noqa: F401
-import kerastune_ft.evaluation.diagnosis  # noqa: F401
+import kerastune_ft.evaluation.monitor  # noqa: F401
 import kerastune_ft.training  # noqa: F401
 
 __all__ = ["load_model"]

@@ -51,10 +51,10 @@ def _tiny_data():
 
 
 def _tiny_model():
-    sys.path.insert(0, str(HERE))
-    from _tiny import tiny_model
+    sys.path[:0] = [str(HERE), str(HERE / "training")]
+    from _training_models import tiny_classifier
 
-    return tiny_model()
+    return tiny_classifier()
 
 
 def _train_tiny(strategy=None, cache="auto", validate=True, explicit=False, **kwargs):
@@ -141,21 +141,6 @@ def test_fine_tune_follows_the_model_strategy_outside_its_scope():
     assert distribute.model_strategy(result.model) is strategy
     assert result.model.optimizer is not None
     assert result.stages[0].cached == "train+val"
-
-
-def test_unsupported_strategy_turns_caching_off_with_a_reason():
-    # CentralStorageStrategy is not among the strategies caching is tested
-    # with: "auto" turns it off and says why; True is an error.
-    central = tf.distribute.experimental.CentralStorageStrategy()
-    messages = []
-    assert distribute.check_feature_caching(central, "auto", messages.append) is False
-    assert "not supported under CentralStorageStrategy" in messages[0]
-    with pytest.raises(ValueError, match="cache_features=True"):
-        distribute.check_feature_caching(central, True)
-    assert distribute.check_feature_caching(central, False) is False
-    mirrored = tf.distribute.MirroredStrategy(["/cpu:0"])
-    assert distribute.check_feature_caching(mirrored, "auto") == "auto"
-    assert distribute.caching_supported(mirrored) == (True, "")
 
 
 def test_save_summary_writes_json_on_the_single_process_chief(tmp_path):
@@ -309,6 +294,7 @@ def test_multi_worker_two_processes_chief_writes_and_matches_one_process(tmp_pat
     assert any("run_state.json" in w for w in chief["writes"])
     assert sorted(p.name for p in checkpoint.iterdir()) == [
         "epochs_stage0.jsonl",
+        "run_args.json",
         "run_state.json",
         "stage1.weights.npz",
     ]

@@ -15,11 +15,11 @@ import pytest
 import tensorflow as tf
 from _tiny import TEXTS, tiny_bert_backbone, tiny_bert_preprocessor
 
+from kerastune_ft.evaluation.inspection import output_activation
 from kerastune_ft.export import (
     EXPORT_MARKER,
     ExportResult,
     export,
-    output_activation,
     tflite_predict,
 )
 

@@ -82,6 +82,7 @@ def test_describe_layers_rows_and_table():
         "type": "Dense",
         "params": 15,
         "trainable": False,
+        "unit": 0,
     }
     assert rows[1]["params"] == 8 and rows[1]["trainable"]
     assert "d1" in printed[0] and "trainable" in printed[0]
@@ -152,3 +153,68 @@ def test_batchnorm_stays_frozen_unless_asked():
     assert not base.get_layer("bn").trainable and base.layers[0].trainable
     kft.freezing.set_frozen_units(base, 0, bn_trainable=True)
     assert base.get_layer("bn").trainable
+
+
+def test_blocks_are_found_by_attribute_not_by_name():
+    """A layer merely named like a block is no transformer block."""
+    named = keras.Sequential(
+        [
+            keras.Input((3,)),
+            keras.layers.Dense(2, name="embeddings"),
+            keras.layers.Dense(2, name="transformer_layer_0"),
+        ]
+    )
+    assert not kft.freezing.backbone_units(named).transformer
+    bert = _tiny_bert()
+    split = kft.freezing.backbone_units(bert)
+    assert [u[0] for u in split.units[1:]] == list(bert.transformer_layers)
+
+
+def test_describe_layers_shows_the_freezing_units_of_a_transformer():
+    bert = _tiny_bert()
+    rows = kft.describe_layers(bert)
+    by_name = {r["name"]: r["unit"] for r in rows}
+    assert by_name["token_embedding"] == 0
+    assert [by_name[f"transformer_layer_{i}"] for i in range(3)] == [1, 2, 3]
+    printed = []
+    kft.describe_layers(bert, print_fn=printed.append)
+    assert "unit" in printed[0].splitlines()[0]
+
+
+@pytest.mark.parametrize("top, frozen", [("all", 0), (0, 4), (1, 3), (4, 0)])
+def test_unfreeze_top_counts_units_from_the_top(top, frozen):
+    bert = _tiny_bert()
+    expected = 4 - frozen
+    assert kft.freezing.unfreeze_top(bert, top) == expected
+    split = kft.freezing.backbone_units(bert)
+    trainable = [any(la.trainable_weights for la in unit) for unit in split.units]
+    assert trainable == [i >= frozen for i in range(4)]
+
+
+@pytest.mark.parametrize(
+    "top, error, match",
+    [
+        (5, ValueError, r"between 0 and 4\. Received: top=5.*describe_layers"),
+        (-1, ValueError, "Received: top=-1"),
+        ("some", TypeError, "Received: top='some'"),
+        (True, TypeError, "Received: top=True"),
+    ],
+)
+def test_unfreeze_top_errors_teach(top, error, match):
+    with pytest.raises(error, match=match):
+        kft.freezing.unfreeze_top(_tiny_bert(), top)
+
+
+def test_count_params_is_the_one_count():
+    model, inner = _nested()
+    assert kft.freezing.count_params(model.trainable_weights) == 15 + 8 + 3
+    inner.trainable = False
+    assert kft.freezing.count_params(model.trainable_weights) == 3
+    assert kft.freezing.count_params(model.non_trainable_weights) == 23
+
+
+def test_get_backbone_prefers_the_attribute():
+    model, inner = _nested()
+    other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.backbone = other
+    assert get_backbone(model) is other

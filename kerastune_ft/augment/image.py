@@ -25,6 +25,13 @@ import keras
 
 from kerastune_ft._validation import check_choice, check_number
 
+__all__ = [
+    "MIX_METHODS",
+    "PRESETS",
+    "image_augmentation",
+    "mix_dataset",
+]
+
 PRESETS = ("light", "standard", "strong")
 MIX_METHODS = ("mixup", "cutmix")
 

@@ -29,6 +29,8 @@ import numpy as np
 
 from kerastune_ft._validation import check_choice, check_number
 
+__all__ = ["TextAugmenter", "augment_dataset", "augment_texts"]
+
 WORD_KINDS = ("synonym", "swap", "delete", "crop", "tfidf_insert", "tfidf_substitute")
 CHAR_KINDS = ("keyboard", "ocr")
 MODEL_KINDS = ("back_translation", "contextual")

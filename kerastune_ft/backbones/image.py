@@ -35,6 +35,18 @@ from kerastune_ft.backbones.weights import (
 )
 from kerastune_ft.freezing import BACKBONE_NAME
 
+__all__ = [
+    "IMAGE_BACKBONES",
+    "ImageBackboneSpec",
+    "ImagePreprocessing",
+    "PREPROCESSING_MODES",
+    "get_image_backbone_spec",
+    "is_keras_hub_preset",
+    "list_image_backbones",
+    "load_keras_hub_backbone",
+    "make_preprocessing_layer",
+]
+
 PREPROCESSING_MODES = ("tf", "torch", "caffe", "none")
 
 _TORCH_MEAN = (0.485, 0.456, 0.406)

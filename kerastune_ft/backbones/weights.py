@@ -23,6 +23,18 @@ import os
 import re
 import warnings
 
+from kerastune_ft import _compat
+
+__all__ = [
+    "ENV_WEIGHTS_DIR",
+    "WeightsNotFoundError",
+    "check_weights_argument",
+    "find_local_weights",
+    "load_weights_file",
+    "local_weights_first",
+    "weights_search_dirs",
+]
+
 ENV_WEIGHTS_DIR = "KFT_WEIGHTS_DIR"
 
 
@@ -122,28 +134,25 @@ def local_weights_first():
     ...     model = keras.applications.MobileNetV2(
     ...         weights=None, include_top=False, input_shape=(96, 96, 3))
     """
-    from keras.src.utils import file_utils
 
-    original = file_utils.get_file
+    def make_get_file(original):
+        def get_file(fname=None, origin=None, *args, **kwargs):
+            # Keras passes the name positionally or by keyword; origin may be
+            # all it passes.
+            name = fname or (os.path.basename(origin) if origin else None)
+            if name:
+                local = find_local_weights(name)
+                if local is not None:
+                    return local
+            try:
+                return original(fname, origin, *args, **kwargs)
+            except Exception as e:  # Any download failure gets the same advice.
+                raise WeightsNotFoundError(_not_found_message(name, origin, e)) from e
 
-    def get_file(fname=None, origin=None, *args, **kwargs):
-        # Keras passes the name positionally or by keyword; origin may be
-        # all it passes.
-        name = fname or (os.path.basename(origin) if origin else None)
-        if name:
-            local = find_local_weights(name)
-            if local is not None:
-                return local
-        try:
-            return original(fname, origin, *args, **kwargs)
-        except Exception as e:  # Any download failure gets the same advice.
-            raise WeightsNotFoundError(_not_found_message(name, origin, e)) from e
+        return get_file
 
-    file_utils.get_file = get_file
-    try:
+    with _compat.patched_keras_get_file(make_get_file):
         yield
-    finally:
-        file_utils.get_file = original
 
 
 def check_weights_argument(weights):

@@ -14,7 +14,25 @@ Labels:
 import keras
 from keras import ops
 
+from kerastune_ft import _compat
 from kerastune_ft._validation import check_choice, check_fraction, check_number
+
+__all__ = [
+    "LABEL_MODES",
+    "MacroScore",
+    "NO_DECAY_VARIABLES",
+    "POOLINGS",
+    "SEED_LIMIT",
+    "TransferClassifierMixin",
+    "apply_seed",
+    "check_head_arguments",
+    "check_seed",
+    "classification_loss",
+    "classification_metrics",
+    "make_adamw",
+    "make_head",
+    "make_pooling",
+]
 
 POOLINGS = ("avg", "max", "flatten")
 LABEL_MODES = ("int", "categorical")
@@ -120,77 +138,114 @@ def apply_seed(seed):
         keras.utils.set_random_seed(int(seed))
 
 
-def add_classification_head(
-    features,
+def make_pooling(pooling, feature_shape, *, name="pooling"):
+    """Returns the weight-free layer that turns backbone output into a vector.
+
+    Args:
+        pooling: `"avg"`, `"max"` or `"flatten"` for a feature map.
+        feature_shape: the backbone output shape, `(batch, h, w, c)` or
+            `(batch, c)` (then the layer is an identity).
+        name: layer name. Defaults to `"pooling"`.
+
+    Returns:
+        A `keras.layers.Layer` without weights.
+
+    Raises:
+        ValueError: for another rank, or `"flatten"` on a variable size.
+
+    Example:
+
+    >>> from kerastune_ft.builders.head import make_pooling
+    >>> type(make_pooling("max", (None, 7, 7, 32))).__name__
+    'GlobalMaxPooling2D'
+    """
+    if len(feature_shape) == 2:
+        return keras.layers.Identity(name=name)
+    if len(feature_shape) != 4:
+        raise ValueError(
+            "The backbone must output a feature map (batch, height, width, "
+            f"channels) or a vector (batch, features). Received shape "
+            f"{tuple(feature_shape)}."
+        )
+    if pooling == "avg":
+        return keras.layers.GlobalAveragePooling2D(name=name)
+    if pooling == "max":
+        return keras.layers.GlobalMaxPooling2D(name=name)
+    if any(d is None for d in feature_shape[1:]):
+        raise ValueError(
+            'pooling="flatten" needs a fixed input size. Pass '
+            "`input_shape=(height, width, 3)` or use pooling='avg'."
+        )
+    return keras.layers.Flatten(name=name)
+
+
+def make_head(
+    input_dim,
     num_classes,
     *,
-    pooling="avg",
     head_units=(),
     dropout=0.2,
     l1=0.0,
     l2=1e-4,
     multi_label=False,
     from_logits=False,
+    name="head",
 ):
-    """Adds pooling, hidden layers, Dropout and the output layer to a tensor.
+    """Builds the classification head: one vector in, the predictions out.
+
+    Layout: `Dropout`, `[Dense(relu), Dropout]*`, `Dense` named
+    `"predictions"` (Dropout layers are left out when `dropout=0`).
 
     Args:
-        features: a symbolic tensor, a feature map `(batch, h, w, c)` or a
-            vector `(batch, c)` (pooling is then skipped).
+        input_dim: size of the pooled feature vector.
         num_classes: number of outputs.
-        pooling: `"avg"`, `"max"` or `"flatten"`. Defaults to `"avg"`.
-        head_units: sizes of hidden ReLU Dense layers, each followed by
-            Dropout. Defaults to `()`.
+        head_units: sizes of hidden ReLU Dense layers. Defaults to `()`.
         dropout: Dropout rate before each Dense layer. Defaults to `0.2`.
         l1: L1 kernel penalty of every head Dense layer. Defaults to `0.0`.
         l2: L2 kernel penalty of every head Dense layer. Defaults to `1e-4`.
         multi_label: sigmoid outputs instead of softmax. Defaults to `False`.
         from_logits: no output activation (the loss applies it). Defaults to
             `False`.
+        name: the Sequential's name. Defaults to `"head"`.
 
     Returns:
-        The output tensor, from a Dense layer named `"predictions"`.
+        A built `keras.Sequential` of input size `input_dim`.
+
+    Example:
+
+    >>> from kerastune_ft.builders.head import make_head
+    >>> head = make_head(8, 3, head_units=(4,))
+    >>> [layer.name for layer in head.layers]
+    ['dropout', 'head_dense_0', 'head_dropout_0', 'predictions']
     """
-    x = features
-    if len(x.shape) == 4:
-        if pooling == "avg":
-            x = keras.layers.GlobalAveragePooling2D(name="pooling")(x)
-        elif pooling == "max":
-            x = keras.layers.GlobalMaxPooling2D(name="pooling")(x)
-        else:
-            if any(d is None for d in x.shape[1:]):
-                raise ValueError(
-                    'pooling="flatten" needs a fixed input size. Pass '
-                    "`input_shape=(height, width, 3)` or use pooling='avg'."
-                )
-            x = keras.layers.Flatten(name="pooling")(x)
-    elif len(x.shape) != 2:
-        raise ValueError(
-            "The backbone must output a feature map (batch, height, width, "
-            f"channels) or a vector (batch, features). Received shape {x.shape}."
-        )
     regularizer_args = {"l1": float(l1), "l2": float(l2)}
-    for i, units in enumerate(head_units):
-        x = keras.layers.Dense(
-            units,
-            activation="relu",
-            kernel_regularizer=keras.regularizers.L1L2(**regularizer_args),
-            name=f"head_dense_{i}",
-        )(x)
-        if dropout:
-            x = keras.layers.Dropout(dropout, name=f"head_dropout_{i}")(x)
+    layers = [keras.Input((int(input_dim),))]
     if dropout:
-        x = keras.layers.Dropout(dropout, name="dropout")(x)
+        layers.append(keras.layers.Dropout(dropout, name="dropout"))
+    for i, units in enumerate(head_units):
+        layers.append(
+            keras.layers.Dense(
+                units,
+                activation="relu",
+                kernel_regularizer=keras.regularizers.L1L2(**regularizer_args),
+                name=f"head_dense_{i}",
+            )
+        )
+        if dropout:
+            layers.append(keras.layers.Dropout(dropout, name=f"head_dropout_{i}"))
     if from_logits:
         activation = None
     else:
         activation = "sigmoid" if multi_label else "softmax"
-    return keras.layers.Dense(
-        num_classes,
-        activation=activation,
-        kernel_regularizer=keras.regularizers.L1L2(**regularizer_args),
-        name="predictions",
-    )(x)
+    layers.append(
+        keras.layers.Dense(
+            num_classes,
+            activation=activation,
+            kernel_regularizer=keras.regularizers.L1L2(**regularizer_args),
+            name="predictions",
+        )
+    )
+    return keras.Sequential(layers, name=name)
 
 
 @keras.saving.register_keras_serializable(package="kerastune_ft")
@@ -242,6 +297,8 @@ class MacroScore(keras.metrics.Metric):
         self.label_mode = label_mode
         self.multi_label = bool(multi_label)
         self.from_logits = bool(from_logits)
+        # Higher is better: Keras' mode="auto" monitors read this.
+        _compat.set_metric_direction(self, "up")
         shape = (self.num_classes,)
         self.true_positives = self.add_variable(shape, "zeros", name="tp")
         self.false_positives = self.add_variable(shape, "zeros", name="fp")
@@ -367,41 +424,30 @@ def make_adamw(learning_rate=1e-3, weight_decay=1e-4):
     return optimizer
 
 
-def compile_classifier(
-    model,
-    num_classes,
-    *,
-    multi_label=False,
-    label_mode="int",
-    from_logits=False,
-    learning_rate=1e-3,
-    weight_decay=1e-4,
-):
-    """Compiles a classifier with AdamW, the matching loss and our metrics.
+class TransferClassifierMixin:
+    """What both transfer classifier classes share beyond the contract.
 
-    Args:
-        model: the `keras.Model` to compile.
-        num_classes: number of outputs.
-        multi_label: sigmoid outputs, multi-hot labels. Defaults to `False`.
-        label_mode: `"int"` or `"categorical"` labels (single-label).
-            Defaults to `"int"`.
-        from_logits: the model outputs logits. Defaults to `False`.
-        learning_rate: AdamW learning rate. Defaults to `1e-3`.
-        weight_decay: AdamW decoupled weight decay. Defaults to `1e-4`.
-
-    Returns:
-        `model`, compiled.
+    `get_layer` also finds the head's layers by name (the head is one nested
+    `keras.Sequential`; code written for the flat layout, such as
+    `model.get_layer("predictions")`, keeps working), and
+    `compile_from_config` restores AdamW's weight-decay exclusions, which
+    Keras does not serialize, when a `.keras` file reloads.
     """
-    model.compile(
-        optimizer=make_adamw(learning_rate, weight_decay),
-        loss=classification_loss(
-            multi_label=multi_label, label_mode=label_mode, from_logits=from_logits
-        ),
-        metrics=classification_metrics(
-            num_classes,
-            multi_label=multi_label,
-            label_mode=label_mode,
-            from_logits=from_logits,
-        ),
-    )
-    return model
+
+    def get_layer(self, name=None, index=None):
+        """`keras.Model.get_layer`, also finding the head's layers by name."""
+        try:
+            return super().get_layer(name=name, index=index)
+        except ValueError:
+            if name is None:
+                raise
+            return self.head.get_layer(name)
+
+    def compile_from_config(self, config):
+        config = keras.saving.deserialize_keras_object(config)
+        optimizer = config.get("optimizer")
+        if isinstance(optimizer, keras.optimizers.AdamW):
+            optimizer.exclude_from_weight_decay(var_names=list(NO_DECAY_VARIABLES))
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)

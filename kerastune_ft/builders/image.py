@@ -1,14 +1,17 @@
-"""Image classifier builder: pretrained backbone + frozen layers + regularized head.
+"""The image transfer classifier and its builder.
 
-The model takes raw 0-255 RGB pixels and is laid out as
+`kft.build_image_classifier` returns a `TransferImageClassifier`, a
+functional `keras.Model` whose parts are attributes:
 
-    input -> [augmentation] -> [preprocessing] -> backbone -> pooling
-          -> [hidden Dense + Dropout]* -> Dropout -> Dense "predictions"
+    input -> [model.augmentation] -> [model.preprocessor] -> model.backbone
+          -> model.pooling -> model.head (Dropout, [Dense, Dropout]*, Dense)
 
-The backbone is the nested model named `"backbone"`, so
-`kft.describe_layers(model)` and `kft.freezing.get_backbone(model)` find it.
+It takes raw 0-255 RGB pixels. The backbone layer is named `"backbone"` and
+the last Dense `"predictions"` (for users' `get_layer` calls), but the
+package reaches every part through the attributes.
 """
 
+import copy
 import warnings
 
 import keras
@@ -27,17 +30,253 @@ from kerastune_ft.backbones.image import (
 from kerastune_ft.backbones.weights import check_weights_argument
 from kerastune_ft.builders.head import (
     POOLINGS,
-    add_classification_head,
+    TransferClassifierMixin,
     apply_seed,
     check_head_arguments,
     check_seed,
-    compile_classifier,
+    classification_loss,
+    classification_metrics,
+    make_adamw,
+    make_head,
+    make_pooling,
 )
-from kerastune_ft.freezing import BACKBONE_NAME, freeze_backbone
+from kerastune_ft.freezing import BACKBONE_NAME, freeze_backbone, unfreeze_top
+
+__all__ = ["TransferImageClassifier", "build_image_classifier"]
 
 # Families whose constructors take `include_preprocessing`; turning it off
 # changes what the backbone expects, so "auto" cannot know it.
 _INCLUDE_PREPROCESSING = "include_preprocessing"
+
+
+@keras.saving.register_keras_serializable(package="kerastune_ft")
+class TransferImageClassifier(TransferClassifierMixin, keras.Model):
+    """An image classifier: a pretrained backbone and a small head, as parts.
+
+    Use `kft.build_image_classifier` to make one (it loads the backbone,
+    checks the arguments and freezes); this class is what it returns and
+    what `.keras` files reload into. The parts are attributes: `backbone`,
+    `preprocessor`, `augmentation`, `pooling` and `head`.
+
+    Args:
+        backbone: the pretrained network, a `keras.Model` from images (after
+            `preprocessor`) to a feature map or a feature vector.
+        num_classes: number of outputs.
+        image_shape: `(height, width, 3)` of the input images (`None` for a
+            variable size). Defaults to `None`: the backbone's input shape.
+        preprocessor: a layer mapping 0-255 pixels to the backbone's input
+            range, or `None`. Defaults to `None`.
+        augmentation: a random augmentation layer acting in training only,
+            or `None`. Defaults to `None`.
+        pooling: `"avg"`, `"max"`, `"flatten"`, or a weight-free layer
+            turning the backbone output into a vector. Ignored (an identity)
+            when the backbone outputs vectors. Defaults to `"avg"`.
+        head_units: sizes of hidden ReLU Dense layers. Defaults to `()`.
+        dropout: Dropout rate before each head Dense layer. Defaults to `0.2`.
+        l1: L1 penalty on head Dense kernels. Defaults to `0.0`.
+        l2: L2 penalty on head Dense kernels. Defaults to `1e-4`.
+        multi_label: sigmoid outputs for multi-hot labels. Defaults to
+            `False`.
+        label_mode: `"int"` or `"categorical"` single-label targets.
+            Defaults to `"int"`.
+        from_logits: output logits (no activation). Defaults to `False`.
+        bn_trainable: call the backbone in training mode during `fit` so
+            that trainable BatchNormalization layers update their statistics;
+            otherwise the backbone is called with `training=False`. Defaults
+            to `False`.
+        **kwargs: `keras.Model` arguments (`name`, `trainable`).
+
+    Example:
+
+    >>> import keras, numpy as np, kerastune_ft as kft
+    >>> base = keras.Sequential(
+    ...     [keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3)], name="backbone")
+    >>> model = kft.builders.TransferImageClassifier(base, 3, dropout=0.0)
+    >>> [type(layer).__name__ for layer in model.head.layers]
+    ['Dense']
+    >>> x = np.zeros((2, 8, 8, 3), "float32")
+    >>> features = model.feature_extractor()(x)
+    >>> bool(np.allclose(model.head(features), model(x)))
+    True
+    """
+
+    def __init__(
+        self,
+        backbone,
+        num_classes,
+        *,
+        image_shape=None,
+        preprocessor=None,
+        augmentation=None,
+        pooling="avg",
+        head_units=(),
+        dropout=0.2,
+        l1=0.0,
+        l2=1e-4,
+        multi_label=False,
+        label_mode="int",
+        from_logits=False,
+        bn_trainable=False,
+        **kwargs,
+    ):
+        if image_shape is None:
+            image_shape = tuple(backbone.inputs[0].shape[1:])
+        image_shape = tuple(image_shape)
+        # === Layers ===
+        self.backbone = backbone
+        self.preprocessor = preprocessor
+        self.augmentation = augmentation
+        # === Functional model ===
+        inputs = keras.Input(shape=image_shape, name="image")
+        x = inputs
+        if augmentation is not None:
+            x = augmentation(x)
+        if preprocessor is not None:
+            x = preprocessor(x)
+        # Inference-mode BatchNormalization: fine-tuning with the statistics
+        # of small batches wrecks pretrained features. training=False covers
+        # direct calls; during fit Keras passes training=True down, so the
+        # freezing rule also sets BatchNormalization layers non-trainable.
+        x = backbone(x) if bn_trainable else backbone(x, training=False)
+        if isinstance(pooling, str):
+            check_choice("pooling", pooling, POOLINGS)
+            pooling = make_pooling(pooling, x.shape)
+        self.pooling = pooling
+        x = pooling(x)
+        self.head = make_head(
+            x.shape[-1],
+            num_classes,
+            head_units=tuple(head_units),
+            dropout=dropout,
+            l1=l1,
+            l2=l2,
+            multi_label=multi_label,
+            from_logits=from_logits,
+        )
+        outputs = self.head(x)
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        # === Config ===
+        self.num_classes = num_classes
+        self.image_shape = image_shape
+        self.head_units = tuple(head_units)
+        self.dropout = dropout
+        self.l1 = l1
+        self.l2 = l2
+        self.multi_label = multi_label
+        self.label_mode = label_mode
+        self.from_logits = from_logits
+        self.bn_trainable = bn_trainable
+
+    def feature_extractor(self, augment=False):
+        """A new model from raw images to the head's input (no copy of weights).
+
+        `[augmentation] -> [preprocessor] -> backbone(training=False) ->
+        pooling`, built on a fresh `keras.Input` from the model's own parts.
+
+        Args:
+            augment: include `augmentation` (it acts when the returned model
+                is called with `training=True`). Defaults to `False`.
+
+        Returns:
+            A `keras.Model` sharing this model's layers and weights.
+        """
+        inputs = keras.Input(shape=self.image_shape, name="image")
+        x = inputs
+        if augment and self.augmentation is not None:
+            x = self.augmentation(x)
+        if self.preprocessor is not None:
+            x = self.preprocessor(x)
+        x = self.pooling(self.backbone(x, training=False))
+        return keras.Model(inputs, x, name=f"{self.name}_features")
+
+    def freeze(self, freeze="all", *, bn_trainable=False):
+        """Sets which backbone layers train (see `kft.freezing.freeze_backbone`).
+
+        Args:
+            freeze: `"all"`, `"none"`, an int N (the first N layers), a
+                negative int -N (all but the last N), a float fraction, or a
+                layer name (up to and including it). Defaults to `"all"`.
+            bn_trainable: let BatchNormalization layers train. Defaults to
+                `False`.
+
+        Returns:
+            The number of frozen layers. Recompile before training.
+        """
+        return freeze_backbone(self.backbone, freeze, bn_trainable=bn_trainable)
+
+    def unfreeze(self, top="all", *, bn_trainable=False):
+        """Unfreezes the top `top` backbone layers and freezes the others.
+
+        Args:
+            top: `"all"` or an int number of layers. Defaults to `"all"`.
+            bn_trainable: let BatchNormalization layers train. Defaults to
+                `False`.
+
+        Returns:
+            The number of trainable layers. Recompile before training.
+        """
+        return unfreeze_top(self.backbone, top, bn_trainable=bn_trainable)
+
+    def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
+        """Compiles with AdamW, the loss matching the outputs and our metrics.
+
+        Args:
+            optimizer: `"auto"` (`make_adamw(1e-3, 1e-4)`) or any Keras
+                optimizer. Defaults to `"auto"`.
+            loss: `"auto"` (the cross-entropy matching `multi_label`,
+                `label_mode` and `from_logits`) or any Keras loss. Defaults
+                to `"auto"`.
+            metrics: `"auto"` (accuracy and macro precision / recall / F1)
+                or a list of metrics. Defaults to `"auto"`.
+            **kwargs: other `keras.Model.compile` arguments.
+        """
+        if isinstance(optimizer, str) and optimizer == "auto":
+            optimizer = make_adamw()
+        if isinstance(loss, str) and loss == "auto":
+            loss = classification_loss(
+                multi_label=self.multi_label,
+                label_mode=self.label_mode,
+                from_logits=self.from_logits,
+            )
+        if isinstance(metrics, str) and metrics == "auto":
+            metrics = classification_metrics(
+                self.num_classes,
+                multi_label=self.multi_label,
+                label_mode=self.label_mode,
+                from_logits=self.from_logits,
+            )
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def get_config(self):
+        def serialize(layer):
+            return None if layer is None else keras.layers.serialize(layer)
+
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "backbone": serialize(self.backbone),
+            "num_classes": self.num_classes,
+            "image_shape": list(self.image_shape),
+            "preprocessor": serialize(self.preprocessor),
+            "augmentation": serialize(self.augmentation),
+            "pooling": serialize(self.pooling),
+            "head_units": list(self.head_units),
+            "dropout": self.dropout,
+            "l1": self.l1,
+            "l2": self.l2,
+            "multi_label": self.multi_label,
+            "label_mode": self.label_mode,
+            "from_logits": self.from_logits,
+            "bn_trainable": self.bn_trainable,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = copy.deepcopy(config)  # deserializing consumes nested dicts
+        for key in ("backbone", "preprocessor", "augmentation", "pooling"):
+            if isinstance(config.get(key), dict):
+                config[key] = keras.layers.deserialize(config[key])
+        return cls(**config)
 
 
 @distribute.builds_under_strategy
@@ -69,7 +308,7 @@ def build_image_classifier(
 ):
     """Builds an image classifier on a pretrained backbone.
 
-    The returned functional `keras.Model` takes raw pixels in [0, 255] of
+    The returned `TransferImageClassifier` takes raw pixels in [0, 255] of
     shape `input_shape` and applies the backbone's own preprocessing inside
     itself, exactly once. BatchNormalization layers stay in inference mode
     and keep their pretrained statistics and scale/offset even when `freeze`
@@ -152,7 +391,9 @@ def build_image_classifier(
             `None` (no seeding: the global random state as it is).
 
     Returns:
-        A functional `keras.Model`, compiled when `compile=True`.
+        A `kft.builders.TransferImageClassifier` (a functional `keras.Model`
+        with `.backbone`, `.preprocessor`, `.augmentation`, `.pooling` and
+        `.head`), compiled when `compile=True`.
 
     Example:
 
@@ -162,8 +403,8 @@ def build_image_classifier(
     ...     backbone_kwargs={"alpha": 0.35})
     >>> model.predict(np.zeros((2, 32, 32, 3)), verbose=0).shape
     (2, 3)
-    >>> model.get_layer("backbone").trainable
-    False
+    >>> model.backbone.trainable, model.freeze(-5), model.unfreeze(0)
+    (False, 149, 0)
     """
     head_units = check_head_arguments(
         num_classes=num_classes,
@@ -179,20 +420,7 @@ def build_image_classifier(
     check_choice("pooling", pooling, POOLINGS)
     check_choice("preprocessing", preprocessing, ("auto", *PREPROCESSING_MODES))
     check_seed(seed)
-    if backbone_kwargs is None:
-        backbone_kwargs = {}
-    if not isinstance(backbone_kwargs, dict):
-        raise TypeError(
-            "`backbone_kwargs` must be a dict of constructor arguments, e.g. "
-            f'{{"alpha": 0.35}}. Received: backbone_kwargs={backbone_kwargs!r}.'
-        )
-    for key in ("include_top", "weights", "input_shape", "name", "input_tensor"):
-        if key in backbone_kwargs:
-            raise ValueError(
-                f"`backbone_kwargs` cannot set {key!r}: the builder sets it. "
-                f"Received: backbone_kwargs={backbone_kwargs!r}. Use the builder's "
-                "own arguments (`weights`, `input_shape`, `name`) instead."
-            )
+    backbone_kwargs = _check_backbone_kwargs(backbone_kwargs)
     if input_shape is not None:
         input_shape = _check_input_shape(input_shape)
 
@@ -207,40 +435,44 @@ def build_image_classifier(
         what=f"The {label} backbone" if label else None,
     )
 
-    inputs = keras.Input(shape=input_shape, name="image")
-    x = inputs
-    if augmentation is not None:
-        x = image_augmentation(augmentation)(x)
-    if prep_layer is not None:
-        x = prep_layer(x)
-    # Inference-mode BatchNormalization: fine-tuning with the statistics of
-    # small batches wrecks pretrained features. training=False covers direct
-    # calls; during fit Keras passes training=True down, so freeze_backbone
-    # also sets the BatchNormalization layers non-trainable.
-    x = base(x) if bn_trainable else base(x, training=False)
-    outputs = add_classification_head(
-        x,
+    model = TransferImageClassifier(
+        base,
         num_classes,
+        image_shape=input_shape,
+        preprocessor=prep_layer,
+        augmentation=None if augmentation is None else image_augmentation(augmentation),
         pooling=pooling,
         head_units=head_units,
         dropout=dropout,
         l1=l1,
         l2=l2,
         multi_label=multi_label,
+        label_mode=label_mode,
         from_logits=from_logits,
+        bn_trainable=bn_trainable,
+        name=name or f"{label}_classifier",
     )
-    model = keras.Model(inputs, outputs, name=name or f"{label}_classifier")
     if compile:
-        compile_classifier(
-            model,
-            num_classes,
-            multi_label=multi_label,
-            label_mode=label_mode,
-            from_logits=from_logits,
-            learning_rate=learning_rate,
-            weight_decay=weight_decay,
-        )
+        model.compile(optimizer=make_adamw(learning_rate, weight_decay))
     return model
+
+
+def _check_backbone_kwargs(backbone_kwargs):
+    if backbone_kwargs is None:
+        return {}
+    if not isinstance(backbone_kwargs, dict):
+        raise TypeError(
+            "`backbone_kwargs` must be a dict of constructor arguments, e.g. "
+            f'{{"alpha": 0.35}}. Received: backbone_kwargs={backbone_kwargs!r}.'
+        )
+    for key in ("include_top", "weights", "input_shape", "name", "input_tensor"):
+        if key in backbone_kwargs:
+            raise ValueError(
+                f"`backbone_kwargs` cannot set {key!r}: the builder sets it. "
+                f"Received: backbone_kwargs={backbone_kwargs!r}. Use the builder's "
+                "own arguments (`weights`, `input_shape`, `name`) instead."
+            )
+    return backbone_kwargs
 
 
 def _check_input_shape(input_shape):

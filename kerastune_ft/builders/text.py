@@ -14,16 +14,29 @@ import numpy as np
 from kerastune_ft import distribute
 from kerastune_ft._validation import check_choice, check_number
 from kerastune_ft.builders.head import (
-    NO_DECAY_VARIABLES,
-    add_classification_head,
+    TransferClassifierMixin,
     apply_seed,
     check_head_arguments,
     check_seed,
     classification_loss,
     classification_metrics,
     make_adamw,
+    make_head,
 )
-from kerastune_ft.freezing import backbone_units, freeze_backbone
+from kerastune_ft.freezing import (
+    backbone_units,
+    count_params,
+    freeze_backbone,
+    unfreeze_top,
+)
+
+__all__ = [
+    "TokenPooling",
+    "TransferTextClassifier",
+    "build_text_classifier",
+    "choose_sequence_length",
+    "token_counts",
+]
 
 _POOLING = ("auto", "pooled", "cls", "mean")
 AUTO_SEQUENCE_FALLBACK = 128
@@ -31,17 +44,24 @@ AUTO_SEQUENCE_FALLBACK = 128
 
 @keras.saving.register_keras_serializable(package="kerastune_ft")
 class TokenPooling(keras.layers.Layer):
-    """Pools a `(batch, tokens, features)` sequence into one vector per text.
+    """Turns a text backbone's output into one vector per text (no weights).
 
     Args:
         mode: `"cls"` takes the first token; `"mean"` averages the tokens
-            where `padding_mask` is true. Defaults to `"cls"`.
+            where `padding_mask` is true; `"pooled"` takes the backbone's
+            `"pooled_output"`. Defaults to `"cls"`.
         **kwargs: standard `keras.layers.Layer` arguments.
+
+    Call arguments:
+        features: a `(batch, tokens, features)` sequence, or a keras-hub
+            backbone's output dict (`"sequence_output"`, `"pooled_output"`).
+        padding_mask: `(batch, tokens)`, true for real tokens. Only `"mean"`
+            reads it. Defaults to `None`.
 
     Example:
 
     >>> import numpy as np, kerastune_ft as kft
-    >>> pool = kft.builders.text.TokenPooling("mean")
+    >>> pool = kft.builders.TokenPooling("mean")
     >>> x = np.array([[[1.0], [3.0], [9.0]]])
     >>> float(pool(x, np.array([[1, 1, 0]]))[0, 0])
     2.0
@@ -49,19 +69,32 @@ class TokenPooling(keras.layers.Layer):
 
     def __init__(self, mode="cls", **kwargs):
         super().__init__(**kwargs)
-        check_choice("mode", mode, ("cls", "mean"))
+        check_choice("mode", mode, ("cls", "mean", "pooled"))
         self.mode = mode
 
-    def call(self, sequence, padding_mask=None):
+    def call(self, features, padding_mask=None):
+        if isinstance(features, dict):
+            if self.mode == "pooled":
+                return features["pooled_output"]
+            features = features["sequence_output"]
+        elif self.mode == "pooled":
+            raise ValueError(
+                'TokenPooling("pooled") needs the backbone\'s output dict with a '
+                '"pooled_output". Use mode="cls" or "mean" for a sequence.'
+            )
         if self.mode == "cls" or padding_mask is None:
-            return sequence[:, 0, :]
-        mask = keras.ops.cast(padding_mask, sequence.dtype)[:, :, None]
-        total = keras.ops.sum(sequence * mask, axis=1)
+            return features[:, 0, :]
+        mask = keras.ops.cast(padding_mask, features.dtype)[:, :, None]
+        total = keras.ops.sum(features * mask, axis=1)
         count = keras.ops.maximum(keras.ops.sum(mask, axis=1), 1.0)
         return total / count
 
-    def compute_output_shape(self, sequence_shape, padding_mask_shape=None):
-        return (sequence_shape[0], sequence_shape[-1])
+    def compute_output_shape(self, features_shape, padding_mask_shape=None):
+        if isinstance(features_shape, dict):
+            if self.mode == "pooled":
+                return tuple(features_shape["pooled_output"])
+            features_shape = features_shape["sequence_output"]
+        return (features_shape[0], features_shape[-1])
 
     def get_config(self):
         config = super().get_config()
@@ -75,8 +108,8 @@ def _transformer_units(backbone):
     if not split.transformer:
         raise ValueError(
             f"Could not find transformer blocks in the backbone {backbone.name!r} "
-            f"({type(backbone).__name__}): no layer is named like "
-            "'transformer_layer_0'. `build_text_classifier` supports keras-hub "
+            f"({type(backbone).__name__}): it has no `transformer_layers`. "
+            "`build_text_classifier` supports keras-hub "
             "encoder backbones of the BERT family (BERT, DistilBERT, RoBERTa, "
             "ELECTRA, DeBERTaV3)."
         )
@@ -84,14 +117,18 @@ def _transformer_units(backbone):
 
 
 @keras.saving.register_keras_serializable(package="kerastune_ft")
-class TransferTextClassifier(keras_hub.models.TextClassifier):
+class TransferTextClassifier(TransferClassifierMixin, keras_hub.models.TextClassifier):
     """A keras-hub text classifier with a regularized head and frozen blocks.
 
     Use `kft.build_text_classifier` to make one; this class is what it returns
-    and what `.keras` files reload into.
+    and what `.keras` files reload into. The parts are attributes:
+    `backbone`, `preprocessor`, `pooling` (a `TokenPooling`), `head` (a
+    `keras.Sequential` from the pooled vector to the logits) and
+    `augmentation` (always `None`: text is augmented ahead of time).
 
     Args:
-        backbone: a keras-hub encoder backbone (BERT family).
+        backbone: a keras-hub encoder backbone (BERT family: a backbone with
+            `transformer_layers`).
         num_classes: number of classes (or of labels when `multi_label`).
         preprocessor: the matching `keras_hub.models.TextClassifierPreprocessor`,
             or `None` to feed token ids yourself. Defaults to `None`.
@@ -134,38 +171,19 @@ class TransferTextClassifier(keras_hub.models.TextClassifier):
             weight_decay=0.0,
         )
         check_choice("pooling", pooling, _POOLING)
+        _transformer_units(backbone)
         # === Layers ===
         self.backbone = backbone
         self.preprocessor = preprocessor
-        outputs = backbone.output
-        has_pooled = isinstance(outputs, dict) and "pooled_output" in outputs
-        resolved = pooling
-        if pooling == "auto":
-            resolved = "pooled" if has_pooled else "cls"
-        if resolved == "pooled" and not has_pooled:
-            raise ValueError(
-                f"`pooling='pooled'` needs a backbone with a pooled output; "
-                f"{type(backbone).__name__} has none. Received: pooling={pooling!r}. "
-                'Use pooling="cls" or "mean".'
-            )
-        self.output_pooling = None
-        if resolved != "pooled":
-            self.output_pooling = TokenPooling(resolved, name="token_pooling")
+        self.augmentation = None
+        self.pooling = TokenPooling(
+            _resolve_pooling(backbone, pooling), name="token_pooling"
+        )
         # === Functional model ===
         inputs = backbone.input
-        features = backbone(inputs)
-        if resolved == "pooled":
-            pooled = features["pooled_output"]
-        else:
-            sequence = (
-                features["sequence_output"] if isinstance(features, dict) else features
-            )
-            mask = inputs.get("padding_mask") if isinstance(inputs, dict) else None
-            pooled = self.output_pooling(sequence, mask)
-        # The head (Dropout + L1L2 Dense named "predictions") is shared with
-        # the image builder.
-        logits = add_classification_head(
-            pooled,
+        pooled = self._pool(inputs, backbone(inputs))
+        self.head = make_head(
+            pooled.shape[-1],
             num_classes,
             dropout=dropout,
             l1=l1,
@@ -173,22 +191,84 @@ class TransferTextClassifier(keras_hub.models.TextClassifier):
             multi_label=multi_label,
             from_logits=True,
         )
+        logits = self.head(pooled)
         # Compile after the config below is set: the loss depends on it.
         compile = kwargs.pop("compile", True)
         super().__init__(inputs=inputs, outputs=logits, compile=False, **kwargs)
 
         # === Config ===
         self.num_classes = num_classes
-        self.freeze = freeze
         self.dropout = dropout
         self.l1 = l1
         self.l2 = l2
         self.multi_label = multi_label
-        self.pooling = pooling
-        _transformer_units(backbone)
+        self.pooling_mode = pooling
+        self.label_mode = "int"
+        self.from_logits = True
         self.frozen_units = freeze_backbone(backbone, freeze)
         if compile:
             self.compile()
+
+    def _pool(self, inputs, features):
+        mask = inputs.get("padding_mask") if isinstance(inputs, dict) else None
+        return self.pooling(features, mask)
+
+    def feature_extractor(self, augment=False):
+        """A new model from the token dict to the head's input (shared weights).
+
+        `backbone(training=False) -> pooling`, built on fresh `keras.Input`s
+        shaped like the backbone's inputs (the preprocessed token dict).
+
+        Args:
+            augment: accepted for the common contract; text has no in-model
+                augmentation. Defaults to `False`.
+
+        Returns:
+            A `keras.Model` sharing this model's layers and weights.
+        """
+        del augment  # text is augmented ahead of time, not in the model
+        inputs = keras.tree.map_structure(
+            lambda t: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=t.name),
+            self.backbone.input,
+        )
+        features = self.backbone(inputs, training=False)
+        return keras.Model(
+            inputs, self._pool(inputs, features), name=f"{self.name}_features"
+        )
+
+    def freeze(self, freeze="all", *, bn_trainable=False):
+        """Sets which backbone units train (see `kft.freezing.freeze_backbone`).
+
+        Args:
+            freeze: `"all"`, `"none"`, `"embeddings"` (or another unit name),
+                an int N (the embeddings and the first N blocks), a negative
+                int -N (all but the last N blocks) or a float fraction of the
+                units. Defaults to `"all"`.
+            bn_trainable: let BatchNormalization layers train. Defaults to
+                `False`.
+
+        Returns:
+            The number of frozen units. Recompile before training.
+        """
+        self.frozen_units = freeze_backbone(
+            self.backbone, freeze, bn_trainable=bn_trainable
+        )
+        return self.frozen_units
+
+    def unfreeze(self, top="all", *, bn_trainable=False):
+        """Unfreezes the top `top` units (blocks; the last is the embeddings).
+
+        Args:
+            top: `"all"` or an int number of units. Defaults to `"all"`.
+            bn_trainable: let BatchNormalization layers train. Defaults to
+                `False`.
+
+        Returns:
+            The number of trainable units. Recompile before training.
+        """
+        top = unfreeze_top(self.backbone, top, bn_trainable=bn_trainable)
+        self.frozen_units = len(backbone_units(self.backbone).units) - top
+        return top
 
     def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
         """Compiles with AdamW, a logits loss and accuracy by default.
@@ -217,17 +297,6 @@ class TransferTextClassifier(keras_hub.models.TextClassifier):
         keras_hub.models.Task.compile(
             self, optimizer=optimizer, loss=loss, metrics=metrics, **kwargs
         )
-
-    def compile_from_config(self, config):
-        # Reloading a `.keras` file: rebuild the saved optimizer, loss and
-        # metrics, and the weight-decay exclusions Keras does not serialize.
-        config = keras.saving.deserialize_keras_object(config)
-        optimizer = config.get("optimizer")
-        if isinstance(optimizer, keras.optimizers.AdamW):
-            optimizer.exclude_from_weight_decay(var_names=list(NO_DECAY_VARIABLES))
-        self.compile(**config)
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
 
     def fit(self, x=None, y=None, batch_size=None, sample_weight=None, **kwargs):
         """`keras.Model.fit`, but lists and arrays of strings are reshuffled.
@@ -261,19 +330,43 @@ class TransferTextClassifier(keras_hub.models.TextClassifier):
         )
 
     def get_config(self):
+        # keras-hub backbones do not serialize their layers' trainable flags:
+        # `freeze` records the current ones (after `freeze`/`unfreeze`).
+        num_units = len(backbone_units(self.backbone).units)
+        if self.frozen_units >= num_units:
+            freeze = "all"
+        elif self.frozen_units == 0:
+            freeze = "none"
+        else:
+            freeze = self.frozen_units - 1  # the embeddings, then N blocks
         config = super().get_config()
         config.update(
             {
                 "num_classes": self.num_classes,
-                "freeze": self.freeze,
+                "freeze": freeze,
                 "dropout": self.dropout,
                 "l1": self.l1,
                 "l2": self.l2,
                 "multi_label": self.multi_label,
-                "pooling": self.pooling,
+                "pooling": self.pooling_mode,
             }
         )
         return config
+
+
+def _resolve_pooling(backbone, pooling):
+    """The `TokenPooling` mode for a `pooling` argument."""
+    outputs = backbone.output
+    has_pooled = isinstance(outputs, dict) and "pooled_output" in outputs
+    if pooling == "auto":
+        return "pooled" if has_pooled else "cls"
+    if pooling == "pooled" and not has_pooled:
+        raise ValueError(
+            f"`pooling='pooled'` needs a backbone with a pooled output; "
+            f"{type(backbone).__name__} has none. Received: pooling={pooling!r}. "
+            'Use pooling="cls" or "mean".'
+        )
+    return pooling
 
 
 def token_counts(preprocessor, texts, batch_size=256):
@@ -449,72 +542,36 @@ def build_text_classifier(
 
     Example:
 
-    >>> import kerastune_ft as kft
-    >>> texts = ["Great phone.", "Battery died in a day.", "Love it", "Awful"]
-    >>> model = kft.build_text_classifier(
-    ...     "minilm-l6", 2, train_texts=texts)  # doctest: +SKIP
-    >>> model.sequence_length_choice  # doctest: +SKIP
-    'auto: 8 tokens cover 99% of 4 training texts (99th percentile 8, ...)'
-    >>> model.fit(texts, [1, 0, 1, 0], epochs=1)  # doctest: +SKIP
-    """
-    from kerastune_ft.backbones.text import load_text_backbone
+    `kft.build_text_classifier("minilm-l6", 2, train_texts=texts)` loads
+    the installed MiniLM; this example builds a tiny random BERT instead:
 
+    >>> import keras_hub, kerastune_ft as kft
+    >>> vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad"]
+    >>> backbone = keras_hub.models.BertBackbone(
+    ...     vocabulary_size=len(vocab), num_layers=2, num_heads=2, hidden_dim=8,
+    ...     intermediate_dim=16, max_sequence_length=16)
+    >>> preprocessor = keras_hub.models.BertTextClassifierPreprocessor(
+    ...     keras_hub.models.BertTokenizer(vocabulary=vocab))
+    >>> texts = ["good", "bad", "good good", "bad"]
+    >>> model = kft.build_text_classifier(
+    ...     backbone, 2, preprocessor=preprocessor, train_texts=texts)
+    >>> model.sequence_length_choice
+    'auto: 8 tokens cover 100.0% of 4 training texts (...)'
+    >>> model.predict(texts, verbose=0).shape
+    (4, 2)
+    >>> model.frozen_units, model.unfreeze(1), model.frozen_units
+    (1, 1, 2)
+    """
     check_number("verbose", verbose, low=0, integer=True)
     check_number("num_classes", num_classes, low=1, integer=True)
     check_seed(seed)
-    if isinstance(sequence_length, str):
-        check_choice(
-            "sequence_length",
-            sequence_length,
-            ("auto",),
-            hint="Pass an int to force a length.",
-        )
-    else:
-        check_number("sequence_length", sequence_length, low=8, integer=True)
-    if isinstance(backbone, keras_hub.models.Backbone):
-        if not isinstance(preprocessor, keras_hub.models.TextClassifierPreprocessor):
-            raise TypeError(
-                "A backbone instance needs its `preprocessor`: a "
-                "keras_hub.models.TextClassifierPreprocessor (e.g. "
-                "keras_hub.models.BertTextClassifierPreprocessor(tokenizer)). "
-                f"Received: preprocessor={preprocessor!r}."
-            )
-        model_backbone = backbone
-        apply_seed(seed)  # before the head's layers are created
-    else:
-        apply_seed(seed)  # before any layer (and a random backbone) is created
-        model_backbone, preprocessor = load_text_backbone(
-            backbone, load_weights=load_weights
-        )
-
-    max_length = getattr(model_backbone, "max_sequence_length", None) or getattr(
-        preprocessor, "sequence_length", 512
+    _check_sequence_length(sequence_length)
+    model_backbone, preprocessor = _backbone_and_preprocessor(
+        backbone, preprocessor, load_weights=load_weights, seed=seed
     )
-    if sequence_length == "auto":
-        if train_texts is None:
-            chosen = min(AUTO_SEQUENCE_FALLBACK, max_length)
-            reason = (
-                f"auto without train_texts: fallback {chosen} (pass train_texts "
-                "to fit the length to your data)"
-            )
-        else:
-            texts = _as_text_list(train_texts)
-            counts = token_counts(preprocessor, texts)
-            chosen = choose_sequence_length(counts, max_length)
-            covered = float(np.mean(counts <= chosen))
-            reason = (
-                f"auto: {chosen} tokens cover {covered:.1%} of {len(texts)} "
-                f"training texts (99% need at most {_covering_count(counts)}, longest "
-                f"{int(counts.max())}, backbone maximum {max_length})"
-            )
-    else:
-        if sequence_length > max_length:
-            raise ValueError(
-                f"`sequence_length` must be at most the backbone's maximum "
-                f"{max_length}. Received: sequence_length={sequence_length}."
-            )
-        chosen = int(sequence_length)
-        reason = f"forced: {chosen}"
+    chosen, reason = _sequence_length(
+        sequence_length, train_texts, model_backbone, preprocessor
+    )
     preprocessor.sequence_length = chosen
 
     model = TransferTextClassifier(
@@ -539,10 +596,65 @@ def build_text_classifier(
         print(f"kerastune_ft: sequence_length {reason}")
         print(
             f"kerastune_ft: frozen units {frozen or 'none'} of {len(units)}; "
-            f"trainable parameters {_trainable(model):,}"
+            f"trainable parameters {count_params(model.trainable_weights):,}"
         )
     return model
 
 
-def _trainable(model):
-    return int(sum(math.prod(w.shape) for w in model.trainable_weights))
+def _check_sequence_length(sequence_length):
+    if isinstance(sequence_length, str):
+        check_choice(
+            "sequence_length",
+            sequence_length,
+            ("auto",),
+            hint="Pass an int to force a length.",
+        )
+    else:
+        check_number("sequence_length", sequence_length, low=8, integer=True)
+
+
+def _backbone_and_preprocessor(backbone, preprocessor, *, load_weights, seed):
+    """The backbone instance and its preprocessor, seeded before creation."""
+    from kerastune_ft.backbones.text import load_text_backbone
+
+    if not isinstance(backbone, keras_hub.models.Backbone):
+        apply_seed(seed)  # before any layer (and a random backbone) is created
+        return load_text_backbone(backbone, load_weights=load_weights)
+    if not isinstance(preprocessor, keras_hub.models.TextClassifierPreprocessor):
+        raise TypeError(
+            "A backbone instance needs its `preprocessor`: a "
+            "keras_hub.models.TextClassifierPreprocessor (e.g. "
+            "keras_hub.models.BertTextClassifierPreprocessor(tokenizer)). "
+            f"Received: preprocessor={preprocessor!r}."
+        )
+    apply_seed(seed)  # before the head's layers are created
+    return backbone, preprocessor
+
+
+def _sequence_length(sequence_length, train_texts, backbone, preprocessor):
+    """`(chosen length, the reason in words)` for `sequence_length`."""
+    max_length = getattr(backbone, "max_sequence_length", None) or getattr(
+        preprocessor, "sequence_length", 512
+    )
+    if sequence_length != "auto":
+        if sequence_length > max_length:
+            raise ValueError(
+                f"`sequence_length` must be at most the backbone's maximum "
+                f"{max_length}. Received: sequence_length={sequence_length}."
+            )
+        return int(sequence_length), f"forced: {int(sequence_length)}"
+    if train_texts is None:
+        chosen = min(AUTO_SEQUENCE_FALLBACK, max_length)
+        return chosen, (
+            f"auto without train_texts: fallback {chosen} (pass train_texts "
+            "to fit the length to your data)"
+        )
+    texts = _as_text_list(train_texts)
+    counts = token_counts(preprocessor, texts)
+    chosen = choose_sequence_length(counts, max_length)
+    covered = float(np.mean(counts <= chosen))
+    return chosen, (
+        f"auto: {chosen} tokens cover {covered:.1%} of {len(texts)} "
+        f"training texts (99% need at most {_covering_count(counts)}, longest "
+        f"{int(counts.max())}, backbone maximum {max_length})"
+    )

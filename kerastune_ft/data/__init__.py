@@ -10,6 +10,7 @@ from kerastune_ft.data._result import LoadedData
 from kerastune_ft.data.checks import (
     ClassBalance,
     LeakageReport,
+    balanced_class_weight,
     class_balance,
     find_leakage,
     normalize_text,
@@ -21,6 +22,7 @@ __all__ = [
     "ClassBalance",
     "LeakageReport",
     "LoadedData",
+    "balanced_class_weight",
     "class_balance",
     "find_leakage",
     "load_images",

@@ -311,6 +311,23 @@ def make_dataset(inputs, labels, *, batch_size, shuffle, seed, to_float):
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def labelled_result(given, class_names, *, source, **options):
+    """Encodes raw labels, then splits: `{split: (inputs, raw labels, origins)}`.
+
+    `options` are `build_result`'s keyword arguments.
+    """
+    labels, class_names = encode_labels(
+        {s: list(raw) for s, (_, raw, _) in given.items()},
+        class_names,
+        where=f"The labels of {source}",
+    )
+    given = {
+        s: (x, labels[s], np.asarray(origins, dtype=object))
+        for s, (x, _, origins) in given.items()
+    }
+    return build_result(given, class_names, source=source, **options)
+
+
 def build_result(
     given,
     class_names,

@@ -34,13 +34,15 @@ class LoadedData:
 
     Example:
 
-    ```python
-    data = kft.data.load_texts(
-        (["good", "bad", "great", "awful"] * 5, [1, 0, 1, 0] * 5), val_split=0.2
-    )
-    data.counts["train"]  # {'0': 8, '1': 8}
-    texts, labels = data.examples["val"]
-    ```
+    >>> import kerastune_ft as kft
+    >>> data = kft.data.load_texts(
+    ...     (["good", "bad", "great", "awful"] * 5, [1, 0, 1, 0] * 5), val_split=0.2
+    ... )
+    >>> data.counts["train"]
+    {'0': 8, '1': 8}
+    >>> texts, labels = data.examples["val"]
+    >>> len(texts)
+    4
     """
 
     train: object

@@ -11,6 +11,15 @@ import numpy as np
 from kerastune_ft._validation import check_number
 from kerastune_ft.data._result import SPLITS
 
+__all__ = [
+    "ClassBalance",
+    "balanced_class_weight",
+    "LeakageReport",
+    "class_balance",
+    "find_leakage",
+    "normalize_text",
+]
+
 
 def _check_data(data, function):
     if not (hasattr(data, "examples") and hasattr(data, "class_names")):
@@ -21,6 +30,39 @@ def _check_data(data, function):
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
+def balanced_class_weight(labels, num_classes=None):
+    """Class weights inversely proportional to class frequency.
+
+    The package's one formula, scikit-learn's `compute_class_weight("balanced")`:
+    `n_examples / (n_present_classes * count(class))`. `fine_tune(class_weight=
+    "balanced")` and `ClassBalance.class_weight()` both use it.
+
+    Args:
+        labels: integer class labels (any shape; flattened).
+        num_classes: also list the classes `0..num_classes-1` that are absent
+            from `labels`, with weight 0. Defaults to `None` (present classes
+            only).
+
+    Returns:
+        `{class: weight}`.
+
+    Example:
+
+    >>> import numpy as np, kerastune_ft as kft
+    >>> kft.data.balanced_class_weight(np.array([0, 0, 0, 0, 1]))
+    {0: 0.625, 1: 2.5}
+    """
+    from sklearn.utils.class_weight import compute_class_weight
+
+    labels = np.asarray(labels).reshape(-1)
+    classes = np.unique(labels)
+    weights = {} if num_classes is None else dict.fromkeys(range(num_classes), 0.0)
+    if len(classes):
+        found = compute_class_weight("balanced", classes=classes, y=labels)
+        weights.update({int(c): float(w) for c, w in zip(classes, found, strict=True)})
+    return weights
+
+
 class ClassBalance:
     """Examples per class and split, and how imbalanced the classes are.
 
@@ -40,16 +82,17 @@ class ClassBalance:
     split_ratios: dict
 
     def class_weight(self, split="train"):
-        """Keras `class_weight` dict that balances `split`: n / (k * n_class).
+        """Keras `class_weight` dict that balances `split`.
 
-        Classes without examples in `split` get weight 0.
+        See `balanced_class_weight`; classes without examples in `split` get
+        weight 0.
         """
         counts = self.counts[split]
-        total, k = sum(counts.values()), len(self.class_names)
-        return {
-            i: (total / (k * counts[name]) if counts[name] else 0.0)
-            for i, name in enumerate(self.class_names)
-        }
+        labels = np.repeat(
+            np.arange(len(self.class_names)),
+            [counts[name] for name in self.class_names],
+        )
+        return balanced_class_weight(labels, num_classes=len(self.class_names))
 
     def __repr__(self):
         splits = list(self.counts)
@@ -95,12 +138,12 @@ def class_balance(data):
 
     Example:
 
-    ```python
-    data = kft.data.load_texts((["a", "b", "c", "d", "e"] * 4, [0, 0, 0, 0, 1] * 4))
-    balance = kft.data.class_balance(data)
-    balance.imbalance_ratio  # 4.0
-    print(balance)
-    ```
+    >>> import kerastune_ft as kft
+    >>> data = kft.data.load_texts(
+    ...     (["a", "b", "c", "d", "e"] * 4, [0, 0, 0, 0, 1] * 4), val_split=0.0)
+    >>> balance = kft.data.class_balance(data)
+    >>> balance.imbalance_ratio
+    4.0
     """
     _check_data(data, "class_balance")
     counts = {s: dict(c) for s, c in data.counts.items()}
@@ -213,13 +256,12 @@ def find_leakage(data, *, max_examples=5):
 
     Example:
 
-    ```python
-    texts = ["Great phone!", "great phone", "bad", "awful", "fine", "meh"] * 3
-    data = kft.data.load_texts((texts, [1, 1, 0, 0, 1, 0] * 3), val_split=0.5)
-    report = kft.data.find_leakage(data)
-    report.has_leakage  # True
-    print(report)
-    ```
+    >>> import kerastune_ft as kft
+    >>> texts = ["Great phone!", "great phone", "bad", "awful", "fine", "meh"] * 3
+    >>> data = kft.data.load_texts((texts, [1, 1, 0, 0, 1, 0] * 3), val_split=0.5)
+    >>> report = kft.data.find_leakage(data)
+    >>> report.has_leakage
+    True
     """
     _check_data(data, "find_leakage")
     check_number("max_examples", max_examples, low=0, integer=True)

@@ -1,6 +1,7 @@
 """`load_images`: image folders, tfds names and NumPy arrays -> `LoadedData`."""
 
 import concurrent.futures
+import dataclasses
 import os
 import pathlib
 
@@ -9,6 +10,8 @@ import numpy as np
 from kerastune_ft._validation import check_number
 from kerastune_ft.data import _common, _tfds
 from kerastune_ft.data._folders import scan_class_folders
+
+__all__ = ["load_images"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -81,90 +84,118 @@ def load_images(
 
     Example:
 
-    ```python
-    import numpy as np
-
-    x = np.random.randint(0, 256, size=(40, 32, 32, 3), dtype="uint8")
-    y = np.array([0, 1] * 20)
-    data = kft.data.load_images((x, y), image_size=(16, 16), batch_size=8)
-    images, labels = next(iter(data.train))  # (8, 16, 16, 3) float32, (8,) int32
-    print(data)
-    ```
+    >>> import numpy as np, kerastune_ft as kft
+    >>> x = np.random.randint(0, 256, size=(40, 32, 32, 3), dtype="uint8")
+    >>> y = np.array([0, 1] * 20)
+    >>> data = kft.data.load_images((x, y), image_size=(16, 16), batch_size=8)
+    >>> images, labels = next(iter(data.train))
+    >>> tuple(images.shape), images.dtype.name, labels.dtype.name
+    ((8, 16, 16, 3), 'float32', 'int32')
     """
     image_size = _check_image_size(image_size)
     _common.check_common_args(batch_size, val_split, test_split, seed)
     class_names = _common.check_class_names(class_names)
     strict = _common.check_flag("strict", strict)
     download = _common.check_flag("download", download)
-    skipped = []
-    if _tfds.is_tfds_source(source):
-        loaded, tfds_names = _tfds.load_tfds(
-            source,
-            convert=lambda img: _to_rgb(img, image_size),
-            data_dir=data_dir,
-            download=download,
-            tfds_splits=tfds_splits,
-        )
-        class_names = class_names or tfds_names
-        pixels = {s: _stack(x, image_size) for s, (x, _) in loaded.items()}
-        raw_labels = {s: y for s, (_, y) in loaded.items()}
-        origins = {
-            s: [f"{s} example {i}" for i in range(len(y))]
-            for s, (_, y) in loaded.items()
-        }
-        description = source
-    elif isinstance(source, (str, os.PathLike)):
-        links = []
-        files = scan_class_folders(pathlib.Path(source), kind="images", skipped=links)
-        pixels, raw_labels, origins, skipped = _decode_files(files, image_size, verbose)
-        description = repr(str(source))
-        if skipped and not any(len(y) for y in raw_labels.values()):
-            raise ValueError(
-                f"None of the {len(skipped)} files under {description} could be "
-                f"decoded as an image: {_common.listed([p for p, _ in skipped], 3)}."
-            )
-        if skipped and strict:
-            raise ValueError(
-                f"{len(skipped)} image file(s) under {description} could not be "
-                f"decoded: {_common.listed(f'{p} ({r})' for p, r in skipped)}. "
-                "Remove or repair them, or pass `strict=False` to skip them with "
-                "a warning."
-            )
-        _common.warn_skipped(
-            skipped,
-            "image file(s) that could not be decoded",
-            "Remove or repair them, or pass `strict=True` to make this an error.",
-        )
-        skipped = links + skipped
-    elif isinstance(source, (tuple, list)) and len(source) == 2:
-        x, y = _check_arrays(source, image_size)
-        pixels, raw_labels = {"train": x}, {"train": list(y)}
-        origins = {"train": [f"index {i}" for i in range(len(y))]}
-        description = f"arrays of shape {np.shape(source[0])}"
-    else:
-        raise TypeError(
-            "`source` must be a folder path, a 'tfds:<name>' string, or a tuple "
-            f"(images, labels). Received: source of type {type(source).__name__}."
-        )
-
-    labels, class_names = _common.encode_labels(
-        raw_labels, class_names, where=f"The labels of {description}"
+    read = _read_source(
+        source,
+        image_size=image_size,
+        strict=strict,
+        verbose=verbose,
+        data_dir=data_dir,
+        download=download,
+        tfds_splits=tfds_splits,
     )
-    given = {
-        s: (pixels[s], labels[s], np.asarray(origins[s], dtype=object)) for s in pixels
-    }
-    return _common.build_result(
+    given = {s: (read.pixels[s], read.labels[s], read.origins[s]) for s in read.pixels}
+    return _common.labelled_result(
         given,
-        class_names,
+        class_names or read.class_names,
+        source=read.description,
+        skipped=read.skipped,
+        modality="image",
+        image_size=image_size,
         val_split=val_split,
         test_split=test_split,
-        modality="image",
         batch_size=batch_size,
         seed=seed,
-        source=description,
-        skipped=skipped,
-        image_size=image_size,
     )
+
+
+@dataclasses.dataclass
+class _Read:
+    """What one kind of source gave, per split: pixels, raw labels, origins."""
+
+    pixels: dict
+    labels: dict
+    origins: dict
+    description: str
+    skipped: list = dataclasses.field(default_factory=list)
+    class_names: tuple | None = None
+
+
+def _read_source(source, *, image_size, strict, verbose, **tfds_options):
+    """Reads `source` (tfds name, folder, or (images, labels)) into arrays."""
+    if _tfds.is_tfds_source(source):
+        return _read_tfds(source, image_size, **tfds_options)
+    if isinstance(source, (str, os.PathLike)):
+        return _read_folder(source, image_size, strict, verbose)
+    if isinstance(source, (tuple, list)) and len(source) == 2:
+        x, y = _check_arrays(source, image_size)
+        return _Read(
+            {"train": x},
+            {"train": list(y)},
+            {"train": [f"index {i}" for i in range(len(y))]},
+            f"arrays of shape {np.shape(source[0])}",
+        )
+    raise TypeError(
+        "`source` must be a folder path, a 'tfds:<name>' string, or a tuple "
+        f"(images, labels). Received: source of type {type(source).__name__}."
+    )
+
+
+def _read_tfds(source, image_size, *, data_dir, download, tfds_splits):
+    loaded, tfds_names = _tfds.load_tfds(
+        source,
+        convert=lambda img: _to_rgb(img, image_size),
+        data_dir=data_dir,
+        download=download,
+        tfds_splits=tfds_splits,
+    )
+    return _Read(
+        {s: _stack(x, image_size) for s, (x, _) in loaded.items()},
+        {s: y for s, (_, y) in loaded.items()},
+        {
+            s: [f"{s} example {i}" for i in range(len(y))]
+            for s, (_, y) in loaded.items()
+        },
+        source,
+        class_names=tfds_names,
+    )
+
+
+def _read_folder(source, image_size, strict, verbose):
+    links = []
+    files = scan_class_folders(pathlib.Path(source), kind="images", skipped=links)
+    pixels, raw_labels, origins, skipped = _decode_files(files, image_size, verbose)
+    description = repr(str(source))
+    if skipped and not any(len(y) for y in raw_labels.values()):
+        raise ValueError(
+            f"None of the {len(skipped)} files under {description} could be "
+            f"decoded as an image: {_common.listed([p for p, _ in skipped], 3)}."
+        )
+    if skipped and strict:
+        raise ValueError(
+            f"{len(skipped)} image file(s) under {description} could not be "
+            f"decoded: {_common.listed(f'{p} ({r})' for p, r in skipped)}. "
+            "Remove or repair them, or pass `strict=False` to skip them with "
+            "a warning."
+        )
+    _common.warn_skipped(
+        skipped,
+        "image file(s) that could not be decoded",
+        "Remove or repair them, or pass `strict=True` to make this an error.",
+    )
+    return _Read(pixels, raw_labels, origins, description, links + skipped)
 
 
 def _check_image_size(image_size):

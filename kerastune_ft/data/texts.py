@@ -2,6 +2,7 @@
 
 import codecs
 import csv
+import dataclasses
 import io
 import os
 import pathlib
@@ -11,6 +12,8 @@ import numpy as np
 from kerastune_ft._validation import check_choice
 from kerastune_ft.data import _common, _tfds
 from kerastune_ft.data._folders import scan_class_folders
+
+__all__ = ["load_texts"]
 
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
 # Delimiters we look for when a file does not split the way it was read.
@@ -42,18 +45,15 @@ def load_texts(
 ):
     """Loads labelled texts for fine-tuning, checked, split and batched.
 
-    Datasets yield `(texts, labels)` batches: a `tf.string` vector and int32
-    class indices. The training split is reshuffled every epoch (seeded); val
-    and test keep a fixed order. Labels may be integers or words ("ham",
-    "spam"): class names are their sorted values (numbers sort as numbers).
+    Datasets yield `(texts, labels)` batches (`tf.string`, int32 class ids);
+    train reshuffles every epoch (seeded), val and test keep their order.
+    Class names are the sorted label values (numbers sort as numbers).
 
     Args:
         source: one of
-            - a text file with one `text<TAB>label` example per line (or
-              `label<TAB>text` with `label_first=True`), no header. Lines are
-              split on "\\n" only (never on U+0085 or other characters that
-              `str.splitlines()` treats as line breaks) and trailing
-              whitespace / "\\r" is dropped;
+            - a text file of `text<TAB>label` lines (`label<TAB>text` with
+              `label_first=True`), no header, split on "\\n" only (not on
+              U+0085 and the like), trailing whitespace / "\\r" dropped;
             - a folder `root/<class>/*.txt` (one text per file) or
               `root/{train,val,test}/<class>/*.txt`, laid out as for
               `load_images` (given splits are kept and must hold the same
@@ -104,135 +104,166 @@ def load_texts(
 
     Example:
 
-    ```python
-    texts = ["loved it", "hated it", "great phone", "awful battery"] * 5
-    labels = ["pos", "neg", "pos", "neg"] * 5
-    data = kft.data.load_texts((texts, labels), batch_size=4)
-    data.class_names  # ('neg', 'pos')
-    batch_texts, batch_labels = next(iter(data.train))
-    ```
+    >>> import kerastune_ft as kft
+    >>> texts = ["loved it", "hated it", "great phone", "awful battery"] * 5
+    >>> labels = ["pos", "neg", "pos", "neg"] * 5
+    >>> data = kft.data.load_texts((texts, labels), batch_size=4)
+    >>> data.class_names
+    ('neg', 'pos')
+    >>> batch_texts, batch_labels = next(iter(data.train))
+    >>> batch_texts.shape, batch_labels.dtype.name
+    (TensorShape([4]), 'int32')
     """
     _common.check_common_args(batch_size, val_split, test_split, seed)
     check_choice("errors", errors, ("strict", "replace", "ignore"))
     _check_encoding(encoding)
     _check_delimiter(delimiter)
     strict = _common.check_flag("strict", strict)
-    label_first = _common.check_flag("label_first", label_first)
-    download = _common.check_flag("download", download)
     class_names = _common.check_class_names(class_names)
-    links = []  # broken symlinks skipped in a folder source
+    read = _read_source(
+        source,
+        text_column=text_column,
+        label_column=label_column,
+        label_first=_common.check_flag("label_first", label_first),
+        delimiter=delimiter,
+        encoding=encoding,
+        errors=errors,
+        data_dir=data_dir,
+        download=_common.check_flag("download", download),
+        tfds_splits=tfds_splits,
+    )
+    given, skipped = _drop_empty_texts(read, strict)
+    return _common.labelled_result(
+        given,
+        class_names or read.class_names,
+        source=read.description,
+        skipped=skipped,
+        modality="text",
+        val_split=val_split,
+        test_split=test_split,
+        batch_size=batch_size,
+        seed=seed,
+    )
+
+
+@dataclasses.dataclass
+class _Read:
+    """What one kind of source gave: `(where, text, label)` rows per split."""
+
+    rows: dict
+    description: str
+    links: list = dataclasses.field(default_factory=list)
+    class_names: tuple | None = None
+
+
+def _read_source(source, **options):
+    """Reads `source` (tfds name, folder, file, or (texts, labels)) into rows."""
     if _tfds.is_tfds_source(source):
-        loaded, tfds_names = _tfds.load_tfds(
-            source,
-            convert=lambda text: _to_str(text, encoding, errors),
-            data_dir=data_dir,
-            download=download,
-            tfds_splits=tfds_splits,
+        return _read_tfds(source, **options)
+    if isinstance(source, (str, os.PathLike)) and pathlib.Path(source).is_dir():
+        return _read_folder(source, **options)
+    if isinstance(source, (str, os.PathLike)):
+        return _Read(
+            {"train": _file_rows(pathlib.Path(source), **_file_options(options))},
+            repr(str(source)),
         )
-        class_names = class_names or tfds_names
-        rows = {
-            split: [
-                (f"{split} example {i}", text, label)
-                for i, (text, label) in enumerate(zip(texts, labels, strict=True))
-            ]
-            for split, (texts, labels) in loaded.items()
-        }
-        description = source
-    elif isinstance(source, (str, os.PathLike)) and pathlib.Path(source).is_dir():
-        files = scan_class_folders(pathlib.Path(source), kind="texts", skipped=links)
-        rows = {
-            split: [
-                (str(path), _read_file(path, encoding, errors).strip(), label)
-                for path, label in items
-            ]
-            for split, items in files.items()
-        }
-        description = repr(str(source))
-    elif isinstance(source, (str, os.PathLike)):
-        path = pathlib.Path(source)
-        rows = {
-            "train": _file_rows(
-                path,
-                text_column=text_column,
-                label_column=label_column,
-                label_first=label_first,
-                delimiter=delimiter,
-                encoding=encoding,
-                errors=errors,
-            )
-        }
-        description = repr(str(source))
-    elif (
+    if (
         isinstance(source, (tuple, list))
         and len(source) == 2
         and not all(isinstance(s, str) for s in source)
     ):
-        rows = {"train": _pair_rows(source)}
-        description = f"{len(source[0])} texts"
+        rows = _pair_rows(source)
         _check_order(
-            rows["train"],
+            rows,
             "`source`",
             "`source` must be (texts, labels), but these look swapped: pass "
             "(texts, labels).",
         )
-    elif isinstance(source, (list, tuple, np.ndarray)):
+        return _Read({"train": rows}, f"{len(source[0])} texts")
+    if isinstance(source, (list, tuple, np.ndarray)):
         raise TypeError(
             "`source` looks like texts without labels. Pass a tuple "
             "(texts, labels), e.g. load_texts((texts, labels)). "
             f"Received: a {type(source).__name__} of {len(source)} items."
         )
-    else:
-        raise TypeError(
-            "`source` must be a file path, a 'tfds:<name>' string, or a tuple "
-            f"(texts, labels). Received: source of type {type(source).__name__}."
-        )
+    raise TypeError(
+        "`source` must be a file path, a 'tfds:<name>' string, or a tuple "
+        f"(texts, labels). Received: source of type {type(source).__name__}."
+    )
 
+
+def _file_options(options):
+    keys = ("text_column", "label_column", "label_first", "delimiter")
+    return {
+        **{key: options[key] for key in keys},
+        "encoding": options["encoding"],
+        "errors": options["errors"],
+    }
+
+
+def _read_tfds(source, *, encoding, errors, data_dir, download, tfds_splits, **_):
+    loaded, tfds_names = _tfds.load_tfds(
+        source,
+        convert=lambda text: _to_str(text, encoding, errors),
+        data_dir=data_dir,
+        download=download,
+        tfds_splits=tfds_splits,
+    )
+    rows = {
+        split: [
+            (f"{split} example {i}", text, label)
+            for i, (text, label) in enumerate(zip(texts, labels, strict=True))
+        ]
+        for split, (texts, labels) in loaded.items()
+    }
+    return _Read(rows, source, class_names=tfds_names)
+
+
+def _read_folder(source, *, encoding, errors, **_):
+    links = []  # broken symlinks skipped in a folder source
+    files = scan_class_folders(pathlib.Path(source), kind="texts", skipped=links)
+    rows = {
+        split: [
+            (str(path), _read_file(path, encoding, errors).strip(), label)
+            for path, label in items
+        ]
+        for split, items in files.items()
+    }
+    return _Read(rows, repr(str(source)), links)
+
+
+def _drop_empty_texts(read, strict):
+    """Drops (or refuses, when `strict`) empty texts.
+
+    Returns `({split: (texts, raw labels, where)}, skipped)`.
+    """
     skipped = [
         (where, "empty text")
-        for split_rows in rows.values()
+        for split_rows in read.rows.values()
         for where, text, _ in split_rows
         if not text.strip()
     ]
     if skipped and strict:
         raise ValueError(
-            f"{len(skipped)} empty text(s) in {description}: "
+            f"{len(skipped)} empty text(s) in {read.description}: "
             f"{_common.listed(where for where, _ in skipped)}. Remove them, or "
             "pass `strict=False` to skip them with a warning."
         )
     _common.warn_skipped(
         skipped,
-        f"empty text(s) in {description}",
+        f"empty text(s) in {read.description}",
         "Remove them, or pass `strict=True` to make this an error.",
         with_reasons=False,
     )
-    skipped = links + skipped
-    rows = {
-        s: [r for r in split_rows if r[1].strip()] for s, split_rows in rows.items()
-    }
-    labels, class_names = _common.encode_labels(
-        {s: [label for _, _, label in split_rows] for s, split_rows in rows.items()},
-        class_names,
-        where=f"The labels of {description}",
-    )
-    given = {
-        s: (
-            np.array([t for _, t, _ in split_rows], dtype=object),
-            labels[s],
-            np.array([w for w, _, _ in split_rows], dtype=object),
+    given = {}
+    for split, split_rows in read.rows.items():
+        kept = [row for row in split_rows if row[1].strip()]
+        given[split] = (
+            np.array([text for _, text, _ in kept], dtype=object),
+            [label for _, _, label in kept],
+            np.array([where for where, _, _ in kept], dtype=object),
         )
-        for s, split_rows in rows.items()
-    }
-    return _common.build_result(
-        given,
-        class_names,
-        val_split=val_split,
-        test_split=test_split,
-        modality="text",
-        batch_size=batch_size,
-        seed=seed,
-        source=description,
-        skipped=skipped,
-    )
+    return given, read.links + skipped
 
 
 def _check_encoding(encoding):

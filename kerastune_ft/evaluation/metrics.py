@@ -10,7 +10,16 @@ probability.
 import numpy as np
 
 from kerastune_ft._validation import check_number
-from kerastune_ft.evaluation import _html
+from kerastune_ft.builders import outputs_logits
+from kerastune_ft.data._arrays import dataset_to_numpy
+
+__all__ = [
+    "ECE_BINS",
+    "MOST_CONFUSED",
+    "Evaluation",
+    "evaluate",
+    "expected_calibration_error",
+]
 
 # Equal-width confidence bins of the expected calibration error.
 ECE_BINS = 15
@@ -79,22 +88,8 @@ def _collect(dataset, name):
         x = np.asarray(list(x) if isinstance(x, list) else x)
         return x, _labels(y, name), class_names
     if isinstance(dataset, tf.data.Dataset):
-        xs, ys = [], []
-        for element in dataset:
-            if not isinstance(element, tuple) or len(element) < 2:
-                raise ValueError(
-                    f"Test set {name!r} must yield (inputs, labels) batches. "
-                    f"Received elements of type {type(element).__name__}."
-                )
-            x, y = element[0], element[1]
-            xs.append(x.numpy())
-            ys.append(y.numpy())
-        if not xs:
-            raise ValueError(f"Test set {name!r} is empty.")
-        x = np.concatenate(xs)
-        if x.dtype == object:  # tf.string -> bytes; models take str or bytes
-            x = np.array([v.decode("utf-8") if isinstance(v, bytes) else v for v in x])
-        return x, _labels(np.concatenate(ys), name), class_names
+        arrays = dataset_to_numpy(dataset, name=name)
+        return arrays.x, _labels(arrays.y, name), class_names
     raise TypeError(
         f"Test set {name!r} must be a tf.data.Dataset of (inputs, labels) batches, an "
         "(inputs, labels) tuple, or a kft.data LoadedData. "
@@ -119,11 +114,8 @@ def _probabilities(model, raw):
         if p.min() < 0 or p.max() > 1:
             p = 1 / (1 + np.exp(-p))
         return np.stack([1 - p, p], axis=1)
-    logits = False
-    try:
-        activation = model.get_layer("predictions").activation
-        logits = getattr(activation, "__name__", "") == "linear"
-    except (AttributeError, ValueError):
+    logits = outputs_logits(model)
+    if logits is None:  # a plain Keras model that says nothing: read the values
         sums = raw.sum(axis=1)
         logits = raw.min() < 0 or raw.max() > 1 or not np.allclose(sums, 1, atol=1e-3)
     if logits:
@@ -346,9 +338,11 @@ class Evaluation:
     ]
 
     def __str__(self):
+        from kerastune_ft.evaluation.render import fmt
+
         lines = ["Evaluation"]
         rows = [self.SUMMARY_HEADER] + [
-            [_html.fmt(c) for c in row] for row in self.summary_rows()
+            [fmt(c) for c in row] for row in self.summary_rows()
         ]
         widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
         for r in rows:
@@ -381,138 +375,16 @@ class Evaluation:
 
     def to_html(self, *, include_plots=True, thumbnails=True):
         """The evaluation as an HTML fragment; every dataset string is escaped."""
-        parts = [
-            "<h3>Metrics</h3>",
-            _html.table(self.SUMMARY_HEADER, self.summary_rows()),
-        ]
-        if self.domain_shift:
-            ref = self.domain_shift[0]["set"]
-            parts.append(f"<h3>Domain shift (relative to {_html.esc(ref)})</h3>")
-            parts.append(
-                _html.table(
-                    [
-                        "set",
-                        "n",
-                        "accuracy",
-                        "accuracy drop",
-                        "relative drop",
-                        "F1 macro",
-                        "F1 drop",
-                        "ECE",
-                    ],
-                    [
-                        [
-                            r["set"],
-                            r["n"],
-                            r["accuracy"],
-                            r["accuracy_drop"],
-                            f"{r['accuracy_drop_relative'] * 100:.1f}%",
-                            r["f1_macro"],
-                            r["f1_macro_drop"],
-                            r["ece"],
-                        ]
-                        for r in self.domain_shift
-                    ],
-                )
-            )
-            if include_plots:
-                parts.append(
-                    _html.img_tag(
-                        _html.figure_png(self.plot_domain_shift()), "domain shift"
-                    )
-                )
-        parts.append("<h3>Per class</h3>")
-        header = ["set", "class", "precision", "recall", "F1", "n"]
-        rows = [
-            [name, c]
-            + [r["per_class"][c][k] for k in ("precision", "recall", "f1", "support")]
-            for name, r in self.results.items()
-            for c in self.class_names
-        ]
-        parts.append(_html.table(header, rows))
-        if include_plots:
-            parts.append(
-                _html.img_tag(
-                    _html.figure_png(self.plot_per_class_f1()), "per-class F1"
-                )
-            )
-        for name, r in self.results.items():
-            parts.append(f"<h3>{_html.esc(name)}: confusion matrix</h3>")
-            if include_plots:
-                parts.append(
-                    _html.img_tag(
-                        _html.figure_png(self.plot_confusion_matrix(name)),
-                        f"confusion matrix {name}",
-                    )
-                )
-            else:
-                parts.append(
-                    _html.table(
-                        ["true \\ predicted"] + self.class_names,
-                        [
-                            [c] + row
-                            for c, row in zip(
-                                self.class_names, r["confusion_matrix"], strict=True
-                            )
-                        ],
-                    )
-                )
-            if r["most_confused"]:
-                parts.append(f"<h4>{_html.esc(name)}: most confused pairs</h4>")
-                parts.append(
-                    _html.table(
-                        ["true", "predicted as", "count", "share of true class"],
-                        [
-                            [
-                                p["true"],
-                                p["predicted"],
-                                p["count"],
-                                p["fraction_of_true"],
-                            ]
-                            for p in r["most_confused"]
-                        ],
-                    )
-                )
-            if r["top_losses"]:
-                parts.append(
-                    f"<h4>{_html.esc(name)}: top losses (most confidently wrong)</h4>"
-                )
-                rows = []
-                for t in r["top_losses"]:
-                    if isinstance(t["input"], str):
-                        cell = _html.Raw(
-                            f'<div class="text-sample">{_html.esc(t["input"])}</div>'
-                        )
-                    elif thumbnails:
-                        cell = _html.Raw(
-                            _html.img_tag(
-                                _html.image_array_png(t["input"]),
-                                f"example {t['index']}",
-                                "thumb",
-                            )
-                        )
-                    else:
-                        cell = f"image #{t['index']}"
-                    rows.append(
-                        [
-                            cell,
-                            t["true"],
-                            t["predicted"],
-                            t["confidence"],
-                            t["loss"],
-                            t["index"],
-                        ]
-                    )
-                parts.append(
-                    _html.table(
-                        ["input", "true", "predicted", "confidence", "loss", "index"],
-                        rows,
-                    )
-                )
-        return "\n".join(parts)
+        from kerastune_ft.evaluation import render
+
+        return render.evaluation_html(
+            self, include_plots=include_plots, thumbnails=thumbnails
+        )
 
     def _repr_html_(self):
-        return f"<style>{_html.STYLE}</style>" + self.to_html()
+        from kerastune_ft.evaluation import render
+
+        return render.fragment_page(evaluation=self)
 
 
 def evaluate(

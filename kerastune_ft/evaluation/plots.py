@@ -7,6 +7,8 @@ global figure state, nothing shown, safe on headless machines); save one with
 
 import numpy as np
 
+__all__ = ["confusion_matrix", "domain_shift", "learning_curves", "per_class_f1"]
+
 
 def _figure(figsize):
     from matplotlib.figure import Figure

@@ -1,17 +1,20 @@
 """One self-contained HTML report of a diagnosis and an evaluation.
 
-The page has no scripts and no external resources: figures and image
+The page is rendered by `kerastune_ft.evaluation.render` from jinja2
+templates with autoescaping. It has no scripts and no external resources: figures and image
 thumbnails are embedded as base64 PNGs, and every string that can come from a
 dataset or a user (class names, set names, texts, the title) is HTML-escaped,
 so a `<script>` inside a sample text is shown as text and never runs.
 """
 
-import datetime
 import os
 
-from kerastune_ft.evaluation import _html
+from kerastune_ft._files import write_text_atomic
+from kerastune_ft.evaluation import render
 from kerastune_ft.evaluation.diagnosis import Diagnosis
 from kerastune_ft.evaluation.metrics import Evaluation
+
+__all__ = ["Report"]
 
 
 class Report:
@@ -73,34 +76,9 @@ class Report:
 
     def to_html(self):
         """The full HTML page as a string."""
-        stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-        parts = [
-            "<!DOCTYPE html>",
-            '<html lang="en"><head><meta charset="utf-8">',
-            # No scripts, no remote content: the page works offline and any
-            # markup that slipped into the data stays inert.
-            '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-            "img-src data:; style-src 'unsafe-inline'\">",
-            f"<title>{_html.esc(self.title)}</title>",
-            f"<style>{_html.STYLE}</style></head><body>",
-            f"<h1>{_html.esc(self.title)}</h1>",
-            f"<p>Generated {_html.esc(stamp)} by kerastune_ft.</p>",
-        ]
-        if self.data_checks:
-            parts.append("<h2>Data checks</h2>")
-            parts.append(self._data_checks_html())
-        if self.diagnosis is not None:
-            parts.append("<h2>Training diagnosis</h2>")
-            parts.append(self.diagnosis.to_html())
-        if self.evaluation is not None:
-            parts.append("<h2>Evaluation</h2>")
-            parts.append(self.evaluation.to_html())
-        parts.append("</body></html>")
-        return "\n".join(parts)
-
-    def _data_checks_html(self):
-        items = "".join(f"<li>{_html.esc(line)}</li>" for line in self.data_checks)
-        return f'<ul class="data-checks">{items}</ul>'
+        return render.report_page(
+            self.title, self.diagnosis, self.evaluation, self.data_checks
+        )
 
     def save_html(self, path):
         """Writes the report as one self-contained HTML file.
@@ -113,8 +91,7 @@ class Report:
         """
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(self.to_html())
+        write_text_atomic(path, self.to_html())
         return path
 
     def figures(self):
@@ -147,19 +124,14 @@ class Report:
         for name, figure in self.figures().items():
             path = os.path.join(directory, f"{name}.png")
             with open(path, "wb") as f:
-                f.write(_html.figure_png(figure))
+                f.write(render.figure_png(figure))
             paths[name] = path
         return paths
 
     def _repr_html_(self):
-        parts = [f"<style>{_html.STYLE}</style>", f"<h2>{_html.esc(self.title)}</h2>"]
-        if self.data_checks:
-            parts.append(self._data_checks_html())
-        if self.diagnosis is not None:
-            parts.append(self.diagnosis.to_html())
-        if self.evaluation is not None:
-            parts.append(self.evaluation.to_html())
-        return "\n".join(parts)
+        return render.fragment_page(
+            self.title, self.diagnosis, self.evaluation, self.data_checks
+        )
 
     def __repr__(self):
         return (

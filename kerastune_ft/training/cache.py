@@ -1,0 +1,303 @@
+"""The cached-feature path: run `model.backbone` once, train `model.head`.
+
+A transfer classifier (see `docs/architecture.md`) exposes
+`model.feature_extractor(augment=...)`, a model from its (preprocessed)
+inputs to the head's input, and `model.head`. When the backbone has no
+trainable weights, its output for an example never changes: it is computed
+once and only the head trains, on the cached tensors. With an augmentation
+layer, the feature extractor runs a few times with augmentation on
+(`augmented_views`), and each epoch draws from those views.
+
+`FeatureCache` shares those tensors between `fine_tune` calls.
+"""
+
+import dataclasses
+import hashlib
+import json
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kerastune_ft import distribute
+
+__all__ = [
+    "CachedFeatures",
+    "FeatureCache",
+    "affordable_views",
+    "as_dataset",
+    "can_cache",
+    "caching_supported",
+    "check_feature_caching",
+    "is_transfer_classifier",
+    "materialize",
+    "views_dataset",
+]
+
+# Augmented views are held in memory; past this they are cut down.
+VIEWS_MEMORY_BYTES = 1 << 30
+
+
+def is_transfer_classifier(model):
+    """Whether `model` follows the transfer classifier contract.
+
+    Args:
+        model: any `keras.Model`.
+
+    Returns:
+        `True` when it has `.backbone` and `.head` models and a
+        `feature_extractor` method (`kft.build_image_classifier`,
+        `kft.build_text_classifier`).
+    """
+    return (
+        isinstance(getattr(model, "backbone", None), keras.Model)
+        and isinstance(getattr(model, "head", None), keras.Model)
+        and callable(getattr(model, "feature_extractor", None))
+    )
+
+
+def can_cache(model):
+    """Whether the backbone's outputs can be cached: a transfer classifier
+    whose backbone has no trainable weights."""
+    return is_transfer_classifier(model) and not model.backbone.trainable_weights
+
+
+@dataclasses.dataclass
+class CachedFeatures:
+    """Feature vectors of a dataset and their labels.
+
+    Attributes:
+        x: the features, `(examples, features)` (views concatenated).
+        y: the labels, in the same order.
+        batch_size: the batch size of the dataset they came from.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    batch_size: int
+
+
+def materialize(features, dataset, views=0):
+    """Runs `features` over `dataset`.
+
+    Args:
+        features: the feature extractor.
+        dataset: `(inputs, labels)` batches, already preprocessed.
+        views: `0` for one pass in inference mode; `n > 0` for `n` passes in
+            training mode (augmentation on), concatenated: a training dataset
+            may reshuffle between passes, so each pass keeps its own labels.
+
+    Returns:
+        A `CachedFeatures`.
+    """
+    outputs, labels, batch_size = [], [], None
+
+    @tf.function(reduce_retracing=True)
+    def run(x):
+        return features(x, training=bool(views))
+
+    for _ in range(max(1, views)):
+        for x, y in dataset:
+            if batch_size is None:
+                batch_size = int(tf.shape(y)[0])
+            outputs.append(run(x).numpy())
+            labels.append(y.numpy())
+    if not outputs:
+        raise ValueError("The dataset is empty: there is nothing to train on.")
+    return CachedFeatures(np.concatenate(outputs), np.concatenate(labels), batch_size)
+
+
+def as_dataset(cached, shuffle, seed):
+    """Cached features as batches, reshuffled each epoch when `shuffle`."""
+    dataset = tf.data.Dataset.from_tensor_slices((cached.x, cached.y))
+    if shuffle:
+        dataset = dataset.shuffle(
+            len(cached.y), seed=seed, reshuffle_each_iteration=True
+        )
+    return dataset.batch(cached.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def views_dataset(cached, views, seed):
+    """An epoch draws as many examples as one view holds, from all the views."""
+    per_epoch = len(cached.y) // views
+    dataset = tf.data.Dataset.from_tensor_slices((cached.x, cached.y))
+    dataset = dataset.shuffle(len(cached.y), seed=seed, reshuffle_each_iteration=True)
+    return dataset.take(per_epoch).batch(cached.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def affordable_views(features, train, requested):
+    """How many augmented views of the training features fit the memory cap."""
+    shape = features.outputs[0].shape[1:]
+    if any(d is None for d in shape):
+        return 0
+    batches = int(train.cardinality())
+    if batches <= 0:
+        return 0
+    batch = int(next(iter(train))[1].shape[0])
+    per_view = batches * batch * math.prod(shape) * 4
+    return int(min(requested, VIEWS_MEMORY_BYTES // max(1, per_view)))
+
+
+def _layers(layer):
+    # Every layer below `layer`, nested models included, in order.
+    for sub in getattr(layer, "layers", ()):
+        yield sub
+        yield from _layers(sub)
+
+
+class FeatureCache:
+    """Frozen-backbone features shared by several `kft.fine_tune` calls.
+
+    A search or a set of repeated runs often trains many heads on the same
+    frozen backbone and the same data; running the backbone over the data
+    is then the largest cost. Pass one `FeatureCache` to each `fine_tune`
+    call: features are keyed by the feature extractor (its layer
+    configurations, without names, and a checksum of its weights), by the
+    dataset object, the number of augmented views and the seed, and
+    computed once.
+
+    The cache holds references to the datasets it was given (so that their
+    identity stays valid) and the features in memory; `clear()` frees them.
+
+    Attributes:
+        hits: how many lookups found computed features.
+        misses: how many computed them.
+
+    Example:
+
+    >>> import keras, numpy as np, tensorflow as tf, kerastune_ft as kft
+    >>> x = np.random.rand(16, 32, 32, 3).astype("float32") * 255
+    >>> ds = tf.data.Dataset.from_tensor_slices((x, np.arange(16) % 2)).batch(8)
+    >>> cache = kft.training.FeatureCache()
+    >>> for dropout in (0.1, 0.3):
+    ...     keras.utils.set_random_seed(0)  # the same backbone weights
+    ...     model = kft.build_image_classifier(
+    ...         "mobilenet_v2", 2, weights=None, input_shape=(32, 32, 3),
+    ...         dropout=dropout)
+    ...     _ = kft.fine_tune(model, ds, ds, epochs=1, feature_cache=cache,
+    ...                       verbose=0)
+    >>> cache.misses, cache.hits  # `ds` is train and validation: computed once
+    (1, 3)
+    """
+
+    def __init__(self):
+        self._entries = {}
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self):
+        return len(self._entries)
+
+    def clear(self):
+        """Drops every cached tensor."""
+        self._entries.clear()
+
+    def fingerprint(self, features):
+        """A key for a feature extractor: its layers' configs and its weights.
+
+        Args:
+            features: a `keras.Model`.
+
+        Returns:
+            A hex string.
+        """
+        digest = hashlib.sha256()
+        # Names are left out: Keras numbers them anew each time a model is built.
+        for layer in _layers(features):
+            config = {}
+            if not isinstance(layer, keras.Model):
+                try:
+                    config = dict(layer.get_config())
+                except NotImplementedError:
+                    pass
+            config.pop("name", None)
+            digest.update(type(layer).__name__.encode())
+            digest.update(json.dumps(config, sort_keys=True, default=str).encode())
+        for weight in features.weights:
+            digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)))
+        return digest.hexdigest()
+
+    def get_or_compute(self, key, dataset, compute):
+        """The value stored under `key` for `dataset`, or `compute()`'s, stored.
+
+        Args:
+            key: a hashable key.
+            dataset: the dataset the value belongs to (held, compared by
+                identity).
+            compute: a function returning the value.
+
+        Returns:
+            The value.
+        """
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] is dataset:
+            self.hits += 1
+            return entry[1]
+        self.misses += 1
+        value = compute()
+        self._entries[key] = (dataset, value)
+        return value
+
+
+# Strategies under which fine_tune's feature caching (a local pass of the
+# frozen part, then the head trained on the cached tensors) is tested; see
+# tests/training/test_training_distribute.py.
+_CACHING_STRATEGIES = (
+    "_DefaultDistributionStrategy",
+    "OneDeviceStrategy",
+    "MirroredStrategy",
+    "MultiWorkerMirroredStrategy",
+    "CollectiveAllReduceStrategy",
+)
+
+
+def caching_supported(strategy=None):
+    """Whether `kft.fine_tune` can cache frozen features under `strategy`.
+
+    Args:
+        strategy: `None` (the strategy in scope) or a strategy or name.
+            Defaults to `None`.
+
+    Returns:
+        `(supported, reason)`: a bool and, when unsupported, why.
+    """
+    strategy = distribute.resolve_strategy(strategy) or tf.distribute.get_strategy()
+    name = type(strategy).__name__
+    if any(name.startswith(known) for known in _CACHING_STRATEGIES):
+        return True, ""
+    return False, (
+        f"feature caching is not supported under {name} (it is tested with the "
+        "default, mirrored and multi-worker mirrored strategies)"
+    )
+
+
+def check_feature_caching(strategy, cache_features, say=None):
+    """Resolves `fine_tune`'s `cache_features` under `strategy`.
+
+    Args:
+        strategy: a strategy or `None`.
+        cache_features: `"auto"`, `True` or `False`.
+        say: a print-like function for the reason caching is turned off.
+            Defaults to `None` (silent).
+
+    Returns:
+        `cache_features`, or `False` when `"auto"` meets an unsupported
+        strategy.
+
+    Raises:
+        ValueError: `cache_features=True` under an unsupported strategy.
+    """
+    if cache_features is False:
+        return False
+    supported, reason = caching_supported(strategy)
+    if supported:
+        return cache_features
+    if cache_features is True:
+        raise ValueError(
+            f"`cache_features=True` but {reason}. Use cache_features='auto' "
+            "(turns it off under this strategy) or False."
+        )
+    if say is not None:
+        say(f"cache_features='auto': off, {reason}.")
+    return False

@@ -1,0 +1,49 @@
+"""The README's two commands are the contract with a newcomer and with CI."""
+
+import pathlib
+import re
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _readme_commands():
+    text = (ROOT / "README.md").read_text()
+    return re.findall(r"```bash\n(.*?)\n```", text, flags=re.S)
+
+
+def test_readme_has_exactly_two_commands():
+    commands = _readme_commands()
+    assert len(commands) == 2, commands
+    assert commands[0].endswith("kerastune-ft demo")
+    assert commands[1].endswith("pytest")
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert _readme_commands()[1] in ci
+
+
+@pytest.mark.slow
+def test_readme_notebook_example_runs(shared_dir, monkeypatch, capsys, tmp_path):
+    """The README's Python example, on real flowers and offline ImageNet weights.
+
+    Only the data path (the 736 validation photos, to stay quick) and the
+    epoch count change.
+    """
+    text = (ROOT / "README.md").read_text()
+    code = "\n".join(re.findall(r"```python\n(.*?)\n```", text, flags=re.S))
+    assert '"flowers/"' in code and "epochs=10" in code
+    code = code.replace('"flowers/"', repr(str(shared_dir / "datasets/flowers/val")))
+    code = code.replace("epochs=10", "epochs=2")
+    monkeypatch.setenv(
+        "KFT_WEIGHTS_DIR", str(shared_dir / "weights/keras_applications")
+    )
+    monkeypatch.chdir(tmp_path)  # report.html and flowers.keras land here
+    exec(compile(code, "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "unfreeze top 20" in out and "best epoch" in out
+    assert (tmp_path / "report.html").is_file() and (
+        tmp_path / "flowers.keras"
+    ).is_file()
