@@ -21,7 +21,7 @@ COPIES = 4
 def main():
     texts, labels = load_uci("amazon_cells").examples["train"]
     texts = list(texts)
-    augmenter = kft.TextAugmenter(("synonym", "swap", "delete"), p=0.15)
+    augmenter = kft.augment.TextAugmenter(("synonym", "swap", "delete"), p=0.15)
     for seed in range(30):  # load WordNet and the tagger once, outside timing
         augmenter.augment(texts[seed], seed=seed)
     rows = []
@@ -41,7 +41,7 @@ def main():
             label = f"materialized, {workers or cores} process(es), cold"
             rows.append((label, len(texts) * COPIES, seconds))
         start = time.perf_counter()
-        dataset = kft.augment_dataset(
+        dataset = kft.augment.augment_dataset(
             texts, labels, copies=COPIES, augmenter=augmenter, cache_dir=cache
         )
         count = sum(int(x.shape[0]) for x, _ in dataset)
@@ -52,7 +52,7 @@ def main():
                 time.perf_counter() - start,
             )
         )
-    dataset = kft.augment_dataset(
+    dataset = kft.augment.augment_dataset(
         texts, labels, copies=COPIES, augmenter=augmenter, on_the_fly=True
     )
     start = time.perf_counter()

@@ -33,8 +33,8 @@ def run(x_train, y_train, x_val, y_val, seed, augment):
     keras.utils.set_random_seed(seed)
     model = kft.build_text_classifier("minilm-l6", 2, train_texts=x_train)
     if augment:
-        augmenter = kft.TextAugmenter(("synonym", "swap", "delete"), p=0.15)
-        data = kft.augment_dataset(
+        augmenter = kft.augment.TextAugmenter(("synonym", "swap", "delete"), p=0.15)
+        data = kft.augment.augment_dataset(
             x_train,
             y_train,
             copies=COPIES,

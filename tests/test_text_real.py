@@ -48,7 +48,7 @@ def test_minilm_uci_in_and_out_of_domain(minilm_amazon, capsys):
 def test_synonym_augmentation_on_real_sentences_in_processes(uci_sentiment, tmp_path):
     texts, labels = uci_sentiment["amazon_cells"].examples["train"]
     texts, labels = list(texts[:60]), labels[:60]
-    augmenter = kft.TextAugmenter(("synonym", "swap"), p=0.2)
+    augmenter = kft.augment.TextAugmenter(("synonym", "swap"), p=0.2)
     out_texts, out_labels = kft.augment.text.augment_texts(
         texts, labels, copies=2, augmenter=augmenter, cache_dir=tmp_path, num_workers=2
     )

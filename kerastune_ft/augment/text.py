@@ -186,7 +186,7 @@ class TextAugmenter:
     Example:
 
     >>> import kerastune_ft as kft
-    >>> augmenter = kft.TextAugmenter(["swap", "delete"], p=0.3)
+    >>> augmenter = kft.augment.TextAugmenter(["swap", "delete"], p=0.3)
     >>> len(augmenter.augment("the battery lasts all day long", seed=1)) > 0
     True
     """
@@ -471,7 +471,7 @@ def augment_texts(
     >>> import kerastune_ft as kft
     >>> x, y = kft.augment.text.augment_texts(
     ...     ["good phone", "bad battery"], [1, 0], copies=2,
-    ...     augmenter=kft.TextAugmenter("swap"), cache_dir=False, num_workers=1)
+    ...     augmenter=kft.augment.TextAugmenter("swap"), cache_dir=False, num_workers=1)
     >>> len(x), y.tolist()
     (6, [1, 0, 1, 0, 1, 0])
     """
@@ -493,7 +493,7 @@ def augment_texts(
         augmenter = TextAugmenter()
     if not isinstance(augmenter, TextAugmenter):
         raise TypeError(
-            "`augmenter` must be a kft.TextAugmenter. Received: "
+            "`augmenter` must be a kft.augment.TextAugmenter. Received: "
             f"augmenter={augmenter!r}."
         )
     if augmenter.needs_fit:
@@ -602,7 +602,7 @@ def augment_dataset(
         texts: training texts (non-empty strings).
         labels: one label (or multi-hot row) per text.
         copies: variants per text. Defaults to `4`.
-        augmenter: a `kft.TextAugmenter`. Defaults to `None` (WordNet
+        augmenter: a `kft.augment.TextAugmenter`. Defaults to `None` (WordNet
             synonyms).
         split: must be `"train"`: validation and test data are never
             augmented. Defaults to `"train"`.
@@ -622,9 +622,9 @@ def augment_dataset(
     Example:
 
     >>> import kerastune_ft as kft
-    >>> ds = kft.augment_dataset(
+    >>> ds = kft.augment.augment_dataset(
     ...     ["good phone", "bad battery"], [1, 0], copies=2,
-    ...     augmenter=kft.TextAugmenter("delete"), cache_dir=False,
+    ...     augmenter=kft.augment.TextAugmenter("delete"), cache_dir=False,
     ...     num_workers=1)
     >>> sum(int(y.shape[0]) for _, y in ds)
     6

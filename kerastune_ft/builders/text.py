@@ -144,6 +144,21 @@ class TransferTextClassifier(TransferClassifierMixin, keras_hub.models.TextClass
             (`"pooled"` when the backbone has one, else `"cls"`).
             Defaults to `"auto"`.
         **kwargs: `keras_hub.models.Task` arguments (`name`, `compile`).
+
+    Example:
+
+    >>> import keras_hub, numpy as np, kerastune_ft as kft
+    >>> backbone = keras_hub.models.BertBackbone(
+    ...     vocabulary_size=20, num_layers=2, num_heads=1, hidden_dim=8,
+    ...     intermediate_dim=16, max_sequence_length=8)
+    >>> model = kft.TransferTextClassifier(backbone, 2, freeze="all")
+    >>> model.freeze("embeddings"), type(model.head).__name__
+    (1, 'Sequential')
+    >>> tokens = {"token_ids": np.ones((2, 8), "int32"),
+    ...           "segment_ids": np.zeros((2, 8), "int32"),
+    ...           "padding_mask": np.ones((2, 8), "int32")}
+    >>> model.predict(tokens, verbose=0).shape
+    (2, 2)
     """
 
     def __init__(

@@ -29,7 +29,6 @@ def _check_data(data, function):
         )
 
 
-@dataclasses.dataclass(frozen=True, repr=False)
 def balanced_class_weight(labels, num_classes=None):
     """Class weights inversely proportional to class frequency.
 
@@ -63,6 +62,7 @@ def balanced_class_weight(labels, num_classes=None):
     return weights
 
 
+@dataclasses.dataclass(frozen=True, repr=False)
 class ClassBalance:
     """Examples per class and split, and how imbalanced the classes are.
 

@@ -86,8 +86,8 @@ def _overfitting(facts, evidence):
     if not facts.augmentation:
         if facts.modality == "text":
             out.append(
-                "Augment the training texts (kft.TextAugmenter(('synonym', "
-                "'swap')) with kft.augment_dataset)."
+                "Augment the training texts (kft.augment.TextAugmenter(('synonym', "
+                "'swap')) with kft.augment.augment_dataset)."
             )
         else:
             out.append(f"Add augmentation ({builder}(..., augmentation='standard')).")

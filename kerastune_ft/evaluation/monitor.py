@@ -42,7 +42,7 @@ class OverfittingMonitor(keras.callbacks.Callback):
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     >>> model.compile(loss="mse")
     >>> x, y = np.ones((8, 4)), np.zeros((8, 2))
-    >>> monitor = kft.OverfittingMonitor()
+    >>> monitor = kft.evaluation.OverfittingMonitor()
     >>> h = model.fit(x, y, validation_data=(x, y), epochs=2, verbose=0,
     ...               callbacks=[monitor])
     >>> "gap_loss" in h.history

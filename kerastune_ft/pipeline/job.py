@@ -53,8 +53,8 @@ class RunResult:
         out: the run directory (a `pathlib.Path`).
         model: the trained model (also saved as `out/model.keras`).
         result: the `kft.FineTuneResult`.
-        diagnosis: the `kft.Diagnosis` of the training history.
-        evaluation: the `kft.Evaluation` of the test sets, or `None`.
+        diagnosis: the `kft.evaluation.Diagnosis` of the training history.
+        evaluation: the `kft.evaluation.Evaluation` of the test sets, or `None`.
         data_checks: the `DataChecks` made before training.
         metrics: what `out/metrics.json` holds.
     """

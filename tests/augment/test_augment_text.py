@@ -30,12 +30,12 @@ OFFLINE_KINDS = (
 
 
 def offline_augmenter(kinds=("swap", "delete"), **kwargs):
-    return kft.TextAugmenter(kinds, p=0.3, **kwargs)
+    return kft.augment.TextAugmenter(kinds, p=0.3, **kwargs)
 
 
 @pytest.mark.parametrize("kind", OFFLINE_KINDS)
 def test_each_kind_changes_text_reproducibly(kind, tmp_path):
-    augmenter = kft.TextAugmenter(kind, p=0.4)
+    augmenter = kft.augment.TextAugmenter(kind, p=0.4)
     if augmenter.needs_fit:
         augmenter.fit(TEXTS, model_dir=tmp_path)
     text = TEXTS[1]
@@ -47,7 +47,7 @@ def test_each_kind_changes_text_reproducibly(kind, tmp_path):
 
 def test_synonym_works_offline_with_shared_nltk_data(shared_dir, monkeypatch):
     monkeypatch.setenv("NLTK_DATA", str(shared_dir / "nltk_data"))
-    augmenter = kft.TextAugmenter("synonym", p=0.5)
+    augmenter = kft.augment.TextAugmenter("synonym", p=0.5)
     out = augmenter.augment("The movie was good and the actors were great.", seed=0)
     assert out != "The movie was good and the actors were great."
 
@@ -61,7 +61,7 @@ def test_missing_nltk_resource_is_a_clear_error_not_a_download(monkeypatch, tmp_
 
     monkeypatch.setattr(nltk, "download", no_download)
     with pytest.raises(augment_text.MissingResourceError) as info:
-        kft.TextAugmenter("synonym")
+        kft.augment.TextAugmenter("synonym")
     message = str(info.value)
     assert "wordnet" in message and "averaged_perceptron_tagger_eng" in message
     assert "python -m nltk.downloader" in message and "NLTK_DATA" in message
@@ -86,16 +86,16 @@ def test_missing_nltk_resource_is_a_clear_error_not_a_download(monkeypatch, tmp_
 )
 def test_model_kinds_need_local_models(kind, kwargs, match):
     with pytest.raises(augment_text.MissingResourceError, match=match):
-        kft.TextAugmenter(kind, **kwargs)
+        kft.augment.TextAugmenter(kind, **kwargs)
 
 
 def test_chain_applies_every_kind_and_sample_one():
     text = "one two three four five six seven eight nine ten"
-    chained = kft.TextAugmenter(("delete", "keyboard"), p=0.3, combine="chain")
+    chained = kft.augment.TextAugmenter(("delete", "keyboard"), p=0.3, combine="chain")
     out = chained.augment(text, seed=1)
     assert len(out.split()) < 10  # a word was deleted
     assert any(word not in text.split() for word in out.split())  # and typos
-    sampled = kft.TextAugmenter(("delete", "swap"), p=0.3, combine="sample")
+    sampled = kft.augment.TextAugmenter(("delete", "swap"), p=0.3, combine="sample")
     results = {sampled.augment(text, seed=s) for s in range(8)}
     assert any(len(r.split()) == 10 for r in results)  # some swaps
     assert any(len(r.split()) < 10 for r in results)  # some deletions
@@ -104,62 +104,80 @@ def test_chain_applies_every_kind_and_sample_one():
 @pytest.mark.parametrize(
     "call, error, match",
     [
-        (lambda: kft.TextAugmenter("synonyms"), ValueError, "Did you mean 'synonym'"),
         (
-            lambda: kft.TextAugmenter(["swap", "flip"]),
+            lambda: kft.augment.TextAugmenter("synonyms"),
+            ValueError,
+            "Did you mean 'synonym'",
+        ),
+        (
+            lambda: kft.augment.TextAugmenter(["swap", "flip"]),
             ValueError,
             "Valid kinds: synonym, swap",
         ),
-        (lambda: kft.TextAugmenter([]), ValueError, "at least one"),
-        (lambda: kft.TextAugmenter("swap", p=0), ValueError, "Received: p=0"),
+        (lambda: kft.augment.TextAugmenter([]), ValueError, "at least one"),
+        (lambda: kft.augment.TextAugmenter("swap", p=0), ValueError, "Received: p=0"),
         (
-            lambda: kft.TextAugmenter("swap", combine="all"),
+            lambda: kft.augment.TextAugmenter("swap", combine="all"),
             ValueError,
             "Received: combine='all'",
         ),
         (
-            lambda: kft.augment_dataset(["ok", ""], [0, 1]),
+            lambda: kft.augment.augment_dataset(["ok", ""], [0, 1]),
             ValueError,
             "empty string at index 1",
         ),
-        (lambda: kft.augment_dataset(["ok", "   "], [0, 1]), ValueError, "index 1"),
         (
-            lambda: kft.augment_dataset(["ok", 7], [0, 1]),
+            lambda: kft.augment.augment_dataset(["ok", "   "], [0, 1]),
+            ValueError,
+            "index 1",
+        ),
+        (
+            lambda: kft.augment.augment_dataset(["ok", 7], [0, 1]),
             TypeError,
             "type int at index 1",
         ),
-        (lambda: kft.augment_dataset(["ok", None], [0, 1]), TypeError, "NoneType"),
         (
-            lambda: kft.augment_dataset("just one", [0]),
+            lambda: kft.augment.augment_dataset(["ok", None], [0, 1]),
+            TypeError,
+            "NoneType",
+        ),
+        (
+            lambda: kft.augment.augment_dataset("just one", [0]),
             TypeError,
             "not a single string",
         ),
-        (lambda: kft.augment_dataset([], []), ValueError, "is empty"),
+        (lambda: kft.augment.augment_dataset([], []), ValueError, "is empty"),
         (
-            lambda: kft.augment_dataset(["a", "b"], [0]),
+            lambda: kft.augment.augment_dataset(["a", "b"], [0]),
             ValueError,
             "2 texts and 1 labels",
         ),
-        (lambda: kft.augment_dataset(["a"], None), ValueError, "`labels` is required"),
         (
-            lambda: kft.augment_dataset(["a"], [1], split="validation"),
+            lambda: kft.augment.augment_dataset(["a"], None),
+            ValueError,
+            "`labels` is required",
+        ),
+        (
+            lambda: kft.augment.augment_dataset(["a"], [1], split="validation"),
             ValueError,
             "never augmented",
         ),
         (
-            lambda: kft.augment_dataset(["a"], [1], split="test", on_the_fly=True),
+            lambda: kft.augment.augment_dataset(
+                ["a"], [1], split="test", on_the_fly=True
+            ),
             ValueError,
             "never augmented",
         ),
         (
-            lambda: kft.augment_dataset(["a"], [1], copies=0),
+            lambda: kft.augment.augment_dataset(["a"], [1], copies=0),
             ValueError,
             "Received: copies=0",
         ),
         (
-            lambda: kft.augment_dataset(["a"], [1], augmenter="swap"),
+            lambda: kft.augment.augment_dataset(["a"], [1], augmenter="swap"),
             TypeError,
-            "kft.TextAugmenter",
+            "kft.augment.TextAugmenter",
         ),
         (lambda: offline_augmenter().augment(""), ValueError, "empty string"),
     ],
@@ -194,7 +212,7 @@ def test_augment_texts_keeps_labels_and_caches(tmp_path):
         TEXTS,
         LABELS,
         copies=3,
-        augmenter=kft.TextAugmenter(("swap", "delete"), p=0.5),
+        augmenter=kft.augment.TextAugmenter(("swap", "delete"), p=0.5),
         cache_dir=tmp_path,
         num_workers=1,
     )
@@ -230,7 +248,7 @@ def test_multi_hot_labels_kept():
 
 
 def test_augment_dataset_materialized_mixes_and_reshuffles():
-    dataset = kft.augment_dataset(
+    dataset = kft.augment.augment_dataset(
         TEXTS,
         LABELS,
         copies=2,
@@ -253,7 +271,7 @@ def test_augment_dataset_materialized_mixes_and_reshuffles():
 
 
 def test_augment_dataset_on_the_fly():
-    dataset = kft.augment_dataset(
+    dataset = kft.augment.augment_dataset(
         TEXTS,
         LABELS,
         copies=4,

@@ -154,7 +154,7 @@ def _flowers_run(shared_dir, tiny_flowers, *, dropout, l2, callbacks=(), **fit_k
 def test_real_unregularized_run_is_diagnosed_overfitting(
     shared_dir, tiny_flowers, capsys
 ):
-    monitor = kft.OverfittingMonitor()
+    monitor = kft.evaluation.OverfittingMonitor()
     with pytest.warns(kft.KerasTuneFTWarning, match="Overfitting from epoch"):
         result = _flowers_run(
             shared_dir,

@@ -1,4 +1,4 @@
-"""kft.OverfittingMonitor: the overfitting rule during fit (`evaluation.monitor`)."""
+"""kft.evaluation.OverfittingMonitor: the overfitting rule during fit (`evaluation.monitor`)."""
 
 import math
 import warnings
@@ -27,7 +27,7 @@ def _feed(monitor, history):
 
 
 def test_monitor_warns_once_and_logs_the_gap():
-    monitor = kft.OverfittingMonitor()
+    monitor = kft.evaluation.OverfittingMonitor()
     with pytest.warns(
         kft.KerasTuneFTWarning, match="Overfitting from epoch 7"
     ) as caught:
@@ -41,7 +41,7 @@ def test_monitor_warns_once_and_logs_the_gap():
 
 
 def test_monitor_resets_on_train_begin():
-    monitor = kft.OverfittingMonitor()
+    monitor = kft.evaluation.OverfittingMonitor()
     with pytest.warns(kft.KerasTuneFTWarning):
         _feed(monitor, OVERFIT)
     with warnings.catch_warnings():
@@ -54,10 +54,10 @@ def test_monitor_resets_on_train_begin():
 
 def test_monitor_verbose_prints(capsys):
     with pytest.warns(kft.KerasTuneFTWarning):
-        _feed(kft.OverfittingMonitor(verbose=1), OVERFIT)
+        _feed(kft.evaluation.OverfittingMonitor(verbose=1), OVERFIT)
     out = capsys.readouterr().out
     assert "epoch 1: gap_loss=-0.1000" in out
-    _feed(kft.OverfittingMonitor(), FITS_WELL)
+    _feed(kft.evaluation.OverfittingMonitor(), FITS_WELL)
     assert capsys.readouterr().out == ""
 
 
@@ -71,7 +71,7 @@ def test_monitor_in_fit_adds_gap_to_history():
         validation_data=(x, y),
         epochs=2,
         verbose=0,
-        callbacks=[kft.OverfittingMonitor()],
+        callbacks=[kft.evaluation.OverfittingMonitor()],
     )
     gaps = history.history["gap_loss"]
     expected = np.array(history.history["val_loss"]) - np.array(history.history["loss"])
@@ -80,7 +80,7 @@ def test_monitor_in_fit_adds_gap_to_history():
 
 
 def test_monitor_serializes():
-    monitor = kft.OverfittingMonitor(min_rise=0.2, min_epochs=3, verbose=1)
+    monitor = kft.evaluation.OverfittingMonitor(min_rise=0.2, min_epochs=3, verbose=1)
     rebuilt = run_serialization_test(monitor)
     assert rebuilt.get_config() == {"min_rise": 0.2, "min_epochs": 3, "verbose": 1}
     config = keras.saving.serialize_keras_object(monitor)
@@ -100,4 +100,4 @@ def test_monitor_serializes():
 )
 def test_monitor_bad_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
-        kft.OverfittingMonitor(**kwargs)
+        kft.evaluation.OverfittingMonitor(**kwargs)
