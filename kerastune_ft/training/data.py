@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerastune_ft import freezing
+from kerastune_ft.builders.model import random_layers
 from kerastune_ft.training import cache as caching
 from kerastune_ft.training.callbacks import CachedValidation
 from kerastune_ft.training.checks import check_labels
@@ -111,7 +112,9 @@ def prepare_data(model, train, validation_data, settings, say):
                 "weights. Use cache_features='auto'."
             )
         return plain
-    random_below = getattr(model, "augmentation", None) is not None
+    # Augmentation, and Dropout inside the backbone (it acts during fit):
+    # the one answer to "which layers are random" is `random_layers`.
+    random_below = bool(random_layers(model))
     if (
         random_below
         and settings.cache_features is True

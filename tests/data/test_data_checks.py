@@ -165,6 +165,7 @@ def test_public_data_api_is_pinned():
         "ClassBalance",
         "LeakageReport",
         "LoadedData",
+        "balanced_class_weight",
         "class_balance",
         "find_leakage",
         "load_images",
