@@ -46,10 +46,9 @@ def get_backbone(model):
     """Returns `model.backbone`, or `model` itself when it has none.
 
     Transfer classifiers and keras-hub tasks carry their backbone as the
-    `.backbone` attribute. For a plain `keras.Model` (no attribute) this
-    falls back, for compatibility with models built before the transfer
-    classifier classes, to a nested model named `"backbone"`; new code
-    should use `model.backbone`.
+    `.backbone` attribute. For a plain `keras.Model` of your own (no
+    attribute) the backbone is its one nested model, as in
+    `keras.Sequential([base, head...])`: found by structure, never by name.
 
     Args:
         model: a transfer classifier, a keras-hub task, or a backbone.
@@ -77,12 +76,10 @@ def get_backbone(model):
     backbone = getattr(model, "backbone", None)
     if isinstance(backbone, keras.Model):
         return backbone
-    # Legacy plain models (no `.backbone` attribute): a nested model named
-    # "backbone". Kept until every caller holds a transfer classifier.
-    for layer in model.layers:
-        if layer.name == BACKBONE_NAME and isinstance(layer, keras.Model):
-            return layer
-    return model
+    # A plain model of the user's: one nested model is the backbone; with
+    # none or several, the whole model is (nothing to guess).
+    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    return nested[0] if len(nested) == 1 else model
 
 
 def is_text_model(model):

@@ -236,12 +236,8 @@ def test_real_mobilenet_v2_exports(shared_dir, tmp_path, monkeypatch):
     kft.fine_tune(model, data.train, data.val, epochs=3, verbose=0, seed=0)
     x = data.examples["val"][0][:128].astype("float32")
     expected = model.predict(x, verbose=0)
-    reloaded = keras.models.load_model(export(model, tmp_path / "m.keras").path)
-    np.testing.assert_array_equal(reloaded.predict(x, verbose=0), expected)
-    saved = export(model, tmp_path / "saved", format="saved_model")
-    loaded = tf.saved_model.load(saved.path)
-    served = loaded.serve(tf.constant(x)).numpy()
-    np.testing.assert_allclose(served, expected, atol=1e-4)
+    # The .keras and SavedModel formats are proved on small models above;
+    # here, what only a real network shows: what int8 costs in agreement.
     results = {}
     for quantize in ("none", "int8"):
         result = export(
@@ -266,7 +262,6 @@ def test_real_mobilenet_v2_exports(shared_dir, tmp_path, monkeypatch):
     # Measured 0.81 (128 images): full-integer MobileNetV2-0.35 after a
     # 3-epoch head moves close calls; float32 TFLite agrees exactly.
     assert results["int8"][1] >= 0.75
-    assert os.path.getsize(saved.path + "/saved_model.pb") > 0
 
 
 # ------------------------------------------- nothing lost (issue 15, bug 1)

@@ -281,9 +281,13 @@ def load_keras_hub_backbone(preset, *, load_weights=True, **kwargs):
 
     Example:
 
+    >>> import os
     >>> import kerastune_ft as kft
+    >>> shared = os.environ.get("KFT_SHARED", "../shared")  # the offline assets
     >>> backbone, prep = kft.backbones.load_keras_hub_backbone(
-    ...     "../shared/weights/efficientnet_lite0_timm_format")  # doctest: +SKIP
+    ...     f"{shared}/weights/efficientnet_lite0_timm_format")
+    >>> backbone.name, type(prep).__name__
+    ('backbone', 'Rescaling')
     """
     import keras_hub
 

@@ -129,9 +129,9 @@ def load_text_backbone(backbone, *, sequence_length=None, load_weights=True):
 
     >>> import kerastune_ft as kft
     >>> backbone, preprocessor = kft.backbones.load_text_backbone(
-    ...     "minilm-l6", sequence_length=64)  # doctest: +SKIP
-    >>> backbone.num_layers  # doctest: +SKIP
-    6
+    ...     "minilm-l6", sequence_length=64)
+    >>> backbone.num_layers, preprocessor.sequence_length
+    (6, 64)
     """
     import keras_hub
 

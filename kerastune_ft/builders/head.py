@@ -16,6 +16,7 @@ from keras import ops
 
 from kerastune_ft import _compat
 from kerastune_ft._validation import check_choice, check_fraction, check_number
+from kerastune_ft.freezing import backbone_units, freeze_backbone, unfreeze_top
 
 __all__ = [
     "LABEL_MODES",
@@ -431,8 +432,47 @@ class TransferClassifierMixin:
     `keras.Sequential`; code written for the flat layout, such as
     `model.get_layer("predictions")`, keeps working), and
     `compile_from_config` restores AdamW's weight-decay exclusions, which
-    Keras does not serialize, when a `.keras` file reloads.
+    Keras does not serialize, when a `.keras` file reloads. `freeze` and
+    `unfreeze` count backbone units with one rule for both tasks
+    (`kft.freezing.backbone_units`): a unit is a layer of an image backbone,
+    or the embeddings or one transformer block of a text backbone.
     """
+
+    def freeze(self, freeze="all", *, bn_trainable=False):
+        """Sets which backbone units train, counted from the input side.
+
+        Args:
+            freeze: `"all"`, `"none"`, an int N (the first N units), a
+                negative int -N (all but the last N), a float fraction of the
+                units, or a unit name (up to and including it; for text,
+                `"embeddings"`). Defaults to `"all"`.
+            bn_trainable: let BatchNormalization layers train. Defaults to
+                `False`.
+
+        Returns:
+            The number of frozen units, also kept as `frozen_units`.
+            Recompile before training.
+        """
+        self.frozen_units = freeze_backbone(
+            self.backbone, freeze, bn_trainable=bn_trainable
+        )
+        return self.frozen_units
+
+    def unfreeze(self, top="all", *, bn_trainable=False):
+        """Unfreezes the top `top` backbone units and freezes the others.
+
+        Args:
+            top: `"all"` or an int number of units. Defaults to `"all"`.
+            bn_trainable: let BatchNormalization layers train. Defaults to
+                `False`.
+
+        Returns:
+            The number of trainable units (`frozen_units` is updated).
+            Recompile before training.
+        """
+        top = unfreeze_top(self.backbone, top, bn_trainable=bn_trainable)
+        self.frozen_units = len(backbone_units(self.backbone).units) - top
+        return top
 
     def get_layer(self, name=None, index=None):
         """`keras.Model.get_layer`, also finding the head's layers by name."""

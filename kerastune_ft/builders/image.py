@@ -40,7 +40,7 @@ from kerastune_ft.builders.head import (
     make_head,
     make_pooling,
 )
-from kerastune_ft.freezing import BACKBONE_NAME, freeze_backbone, unfreeze_top
+from kerastune_ft.freezing import BACKBONE_NAME, freeze_backbone
 
 __all__ = ["TransferImageClassifier", "build_image_classifier"]
 
@@ -188,34 +188,6 @@ class TransferImageClassifier(TransferClassifierMixin, keras.Model):
             x = self.preprocessor(x)
         x = self.pooling(self.backbone(x, training=False))
         return keras.Model(inputs, x, name=f"{self.name}_features")
-
-    def freeze(self, freeze="all", *, bn_trainable=False):
-        """Sets which backbone layers train (see `kft.freezing.freeze_backbone`).
-
-        Args:
-            freeze: `"all"`, `"none"`, an int N (the first N layers), a
-                negative int -N (all but the last N), a float fraction, or a
-                layer name (up to and including it). Defaults to `"all"`.
-            bn_trainable: let BatchNormalization layers train. Defaults to
-                `False`.
-
-        Returns:
-            The number of frozen layers. Recompile before training.
-        """
-        return freeze_backbone(self.backbone, freeze, bn_trainable=bn_trainable)
-
-    def unfreeze(self, top="all", *, bn_trainable=False):
-        """Unfreezes the top `top` backbone layers and freezes the others.
-
-        Args:
-            top: `"all"` or an int number of layers. Defaults to `"all"`.
-            bn_trainable: let BatchNormalization layers train. Defaults to
-                `False`.
-
-        Returns:
-            The number of trainable layers. Recompile before training.
-        """
-        return unfreeze_top(self.backbone, top, bn_trainable=bn_trainable)
 
     def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
         """Compiles with AdamW, the loss matching the outputs and our metrics.
@@ -428,7 +400,7 @@ def build_image_classifier(
     base, prep_layer, input_shape, label = _make_backbone(
         backbone, weights, input_shape, backbone_kwargs, preprocessing
     )
-    freeze_backbone(
+    frozen_units = freeze_backbone(
         base,
         freeze,
         bn_trainable=bn_trainable,
@@ -452,6 +424,7 @@ def build_image_classifier(
         bn_trainable=bn_trainable,
         name=name or f"{label}_classifier",
     )
+    model.frozen_units = frozen_units  # as `model.freeze` would record it
     if compile:
         model.compile(optimizer=make_adamw(learning_rate, weight_decay))
     return model

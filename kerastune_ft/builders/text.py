@@ -27,7 +27,6 @@ from kerastune_ft.freezing import (
     backbone_units,
     count_params,
     freeze_backbone,
-    unfreeze_top,
 )
 
 __all__ = [
@@ -250,40 +249,6 @@ class TransferTextClassifier(TransferClassifierMixin, keras_hub.models.TextClass
         return keras.Model(
             inputs, self._pool(inputs, features), name=f"{self.name}_features"
         )
-
-    def freeze(self, freeze="all", *, bn_trainable=False):
-        """Sets which backbone units train (see `kft.freezing.freeze_backbone`).
-
-        Args:
-            freeze: `"all"`, `"none"`, `"embeddings"` (or another unit name),
-                an int N (the embeddings and the first N blocks), a negative
-                int -N (all but the last N blocks) or a float fraction of the
-                units. Defaults to `"all"`.
-            bn_trainable: let BatchNormalization layers train. Defaults to
-                `False`.
-
-        Returns:
-            The number of frozen units. Recompile before training.
-        """
-        self.frozen_units = freeze_backbone(
-            self.backbone, freeze, bn_trainable=bn_trainable
-        )
-        return self.frozen_units
-
-    def unfreeze(self, top="all", *, bn_trainable=False):
-        """Unfreezes the top `top` units (blocks; the last is the embeddings).
-
-        Args:
-            top: `"all"` or an int number of units. Defaults to `"all"`.
-            bn_trainable: let BatchNormalization layers train. Defaults to
-                `False`.
-
-        Returns:
-            The number of trainable units. Recompile before training.
-        """
-        top = unfreeze_top(self.backbone, top, bn_trainable=bn_trainable)
-        self.frozen_units = len(backbone_units(self.backbone).units) - top
-        return top
 
     def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
         """Compiles with AdamW, a logits loss and accuracy by default.

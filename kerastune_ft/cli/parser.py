@@ -38,13 +38,21 @@ def _formatter(prog):
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 
 
+def _subcommand(sub, func, name, **kwargs):
+    """Adds the subcommand `name`, which `func` runs, with the shared format."""
+    parser = sub.add_parser(name, formatter_class=_formatter, **kwargs)
+    parser.set_defaults(func=func)
+    return parser
+
+
 def _add_train(sub):
     """The `train` subcommand."""
-    train = sub.add_parser(
+    train = _subcommand(
+        sub,
+        train_command,
         "train",
         help="train one model from a TOML run config",
         description=_TRAIN_HELP,
-        formatter_class=_formatter,
     )
     train.add_argument("config", metavar="CONFIG.toml", help="the run config file")
     train.add_argument(
@@ -77,12 +85,13 @@ def _add_train(sub):
         "(hosts described by TF_CONFIG; see docs/distributed.md). Default: none",
     )
     _add_quiet(train)
-    train.set_defaults(func=train_command)
 
 
 def _add_evaluate(sub):
     """The `evaluate` subcommand."""
-    evaluate = sub.add_parser(
+    evaluate = _subcommand(
+        sub,
+        evaluate_command,
         "evaluate",
         help="measure a saved model on one or more labelled data sets",
         description=(
@@ -94,7 +103,6 @@ def _add_evaluate(sub):
         ),
         epilog="example:\n  kerastune-ft evaluate runs/uci/model.keras "
         "amazon=amazon.txt yelp=yelp.txt --out runs/uci/eval",
-        formatter_class=_formatter,
     )
     evaluate.add_argument("model", metavar="MODEL", help="a .keras file")
     evaluate.add_argument(
@@ -104,12 +112,13 @@ def _add_evaluate(sub):
         "--out", metavar="DIR", help="also write metrics.json, report.html and plots"
     )
     _add_loading(evaluate)
-    evaluate.set_defaults(func=evaluate_command)
 
 
 def _add_export(sub):
     """The `export` subcommand."""
-    export = sub.add_parser(
+    export = _subcommand(
+        sub,
+        export_command,
         "export",
         help="export a saved model to .keras, SavedModel or TFLite",
         description=(
@@ -123,7 +132,6 @@ def _add_export(sub):
         epilog="examples:\n  kerastune-ft export runs/flowers/model.keras --format "
         "tflite --quantize int8 --representative ../shared/datasets/flowers/train\n"
         "  kerastune-ft export runs/uci/model.keras --format saved_model",
-        formatter_class=_formatter,
     )
     export.add_argument("model", metavar="MODEL", help="a .keras file")
     export.add_argument(
@@ -161,12 +169,13 @@ def _add_export(sub):
         help="calibration examples for int8 (default: 100)",
     )
     _add_loading(export)
-    export.set_defaults(func=export_command)
 
 
 def _add_describe(sub):
     """The `describe` subcommand."""
-    describe = sub.add_parser(
+    describe = _subcommand(
+        sub,
+        describe_command,
         "describe",
         help="show a backbone's layers to choose how many to freeze",
         description=(
@@ -176,7 +185,6 @@ def _add_describe(sub):
         ),
         epilog="examples:\n  kerastune-ft describe mobilenet_v2 --arg alpha=0.35 "
         "--layers\n  kerastune-ft describe minilm-l6",
-        formatter_class=_formatter,
     )
     describe.add_argument(
         "backbone",
@@ -196,12 +204,13 @@ def _add_describe(sub):
     describe.add_argument(
         "--layers", action="store_true", help="print the full layer table"
     )
-    describe.set_defaults(func=describe_command)
 
 
 def _add_backbones(sub):
     """The `backbones` subcommand."""
-    listing = sub.add_parser(
+    listing = _subcommand(
+        sub,
+        backbones_command,
         "backbones",
         help="list the available backbones and which work offline",
         description=(
@@ -210,17 +219,17 @@ def _add_backbones(sub):
             "($KFT_WEIGHTS_DIR or the Keras cache), then the text backbones and "
             "local preset folders."
         ),
-        formatter_class=_formatter,
     )
     listing.add_argument(
         "--offline", action="store_true", help="only backbones usable offline"
     )
-    listing.set_defaults(func=backbones_command)
 
 
 def _add_demo(sub):
     """The `demo` subcommand."""
-    demo = sub.add_parser(
+    demo = _subcommand(
+        sub,
+        demo_command,
         "demo",
         help="fine-tune on bundled or shared data, offline, in minutes",
         description=(
@@ -233,7 +242,6 @@ def _add_demo(sub):
             "verdict and a metrics table, and writes a run directory with the "
             "HTML report."
         ),
-        formatter_class=_formatter,
     )
     demo.add_argument(
         "--task",
@@ -271,7 +279,6 @@ def _add_demo(sub):
         "--out", metavar="DIR", help="run directory (default: runs/demo-TASK-TIME)"
     )
     _add_quiet(demo, what="print only the final metrics table")
-    demo.set_defaults(func=demo_command)
 
 
 def _add_quiet(parser, what="print nothing but errors"):

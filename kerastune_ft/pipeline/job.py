@@ -272,19 +272,21 @@ def run(
 
     Example:
 
+    >>> import pathlib, tempfile
     >>> import kerastune_ft as kft
-    >>> from kerastune_ft.pipeline import run
-    >>> import tempfile
-    >>> out = tempfile.mkdtemp() + "/run"
-    >>> result = run({
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> lines = [f"{word} thing number {i}\t{i % 2}" for i, word in
+    ...          enumerate(["a good", "a bad"] * 10)]
+    >>> _ = (folder / "reviews.txt").write_text("\n".join(lines) + "\n")
+    >>> result = kft.run({
     ...     "task": "text",
-    ...     "data": {"source": "data/reviews/products.txt", "max_per_class": 4},
+    ...     "data": {"source": str(folder / "reviews.txt"), "val_split": 0.2},
     ...     "model": {"backbone": "minilm-l6", "load_weights": False},
     ...     "training": {"epochs": 1},
     ...     "output": {"plots": False, "report": False},
-    ... }, out, verbose=0)  # doctest: +SKIP
-    >>> sorted(result.metrics["counts"])  # doctest: +SKIP
-    ['train', 'val']
+    ... }, folder / "run", verbose=0)
+    >>> sorted(path.name for path in (folder / "run").iterdir())  # doctest: +ELLIPSIS
+    [...'model.keras'...]
     """
     import keras
 

@@ -416,7 +416,16 @@ def test_train_image_config_on_flowers(offline_env, tmp_path):
 
 
 @pytest.mark.slow
-def test_train_text_config_on_uci(offline_env, minilm_available, tmp_path):
+def test_train_text_config_on_uci(offline_env, minilm_available, shared_dir, tmp_path):
+    # The shipped config, on a subset: 60 sentences per class to train, and
+    # the first 100 lines of yelp and imdb as the other domains.
+    sets = {}
+    for name in ("yelp", "imdb"):
+        source = shared_dir / "datasets" / "uci_sentiment" / f"{name}_labelled.txt"
+        sets[name] = tmp_path / f"{name}_100.txt"
+        # Split on "\n" only: imdb has U+0085 inside sentences.
+        lines = source.read_text(encoding="utf-8").split("\n")
+        sets[name].write_text("\n".join(lines[:100]) + "\n", encoding="utf-8")
     out = tmp_path / "uci"
     argv = [
         "train",
@@ -425,6 +434,8 @@ def test_train_text_config_on_uci(offline_env, minilm_available, tmp_path):
         "data.max_per_class=60",
         "--set",
         "training.epochs=2",
+        "--set",
+        f'evaluation.sets={{yelp="{sets["yelp"]}", imdb="{sets["imdb"]}"}}',
         "--out",
         str(out),
         "--quiet",

@@ -29,14 +29,16 @@ def test_ci_runs_the_readme_test_command_verbatim():
 def test_readme_notebook_example_runs(shared_dir, monkeypatch, capsys, tmp_path):
     """The README's Python example, on real flowers and offline ImageNet weights.
 
-    Only the data path (the 736 validation photos, to stay quick) and the
-    epoch count change.
+    Only the data path (the 736 validation photos), the image size (96 px)
+    and the epoch count change, to stay quick.
     """
     text = (ROOT / "README.md").read_text()
     code = "\n".join(re.findall(r"```python\n(.*?)\n```", text, flags=re.S))
     assert '"flowers/"' in code and "epochs=10" in code
     code = code.replace('"flowers/"', repr(str(shared_dir / "datasets/flowers/val")))
     code = code.replace("epochs=10", "epochs=2")
+    assert code.count("160, 160") == 2  # image_size and input_shape
+    code = code.replace("160, 160", "96, 96")
     monkeypatch.setenv(
         "KFT_WEIGHTS_DIR", str(shared_dir / "weights/keras_applications")
     )

@@ -2,14 +2,12 @@
 
 Unit tests use a lookup "model" whose probabilities are fixed, so every
 number can be checked by hand, and a tiny Keras model for the image path.
-The slow test evaluates the session's MiniLM (fine-tuned on amazon_cells)
-on the amazon_cells validation split and the whole yelp and imdb files.
+The real-weights evaluation (MiniLM on three domains) is part of
+tests/test_text_real.py, which trains that model once.
 """
 
 import json
 import math
-import os
-import shutil
 
 import numpy as np
 import pytest
@@ -205,52 +203,3 @@ def test_plots_return_figures(tmp_path):
 def test_bad_input(model, sets, kwargs, error, match):
     with pytest.raises(error, match=match):
         kft.evaluate(_model() if model is None else model, sets, **kwargs)
-
-
-@pytest.mark.slow
-@pytest.mark.xdist_group("minilm_amazon")  # one worker trains it once
-def test_minilm_three_domain_table(minilm_amazon, capsys, tmp_path):
-    uci = minilm_amazon["data"]
-    model = minilm_amazon["model"]
-    amazon = uci["amazon_cells"]
-    ev = kft.evaluate(
-        model,
-        {
-            "amazon_cells": amazon.val,
-            "yelp": uci["yelp"].train,
-            "imdb": uci["imdb"].train,
-        },
-        class_names=amazon.class_names,
-        batch_size=64,
-    )
-    with capsys.disabled():
-        print("\n" + str(ev))
-        for name, r in ev.results.items():
-            print(
-                f"{name}: ece={r['ece']:.3f}, top loss {r['top_losses'][0]['input']!r}"
-            )
-    assert [row["set"] for row in ev.domain_shift] == ["amazon_cells", "yelp", "imdb"]
-    assert [r["n"] for r in ev.results.values()] == [200, 1000, 1000]
-    # Cross-check with Keras: fit's last val_accuracy was measured on the same
-    # split with the same (final) weights.
-    keras_acc = minilm_amazon["history"].history["val_accuracy"][-1]
-    assert math.isclose(ev.results["amazon_cells"]["accuracy"], keras_acc, abs_tol=1e-6)
-    assert ev.results["amazon_cells"]["accuracy"] >= 0.90
-    for name in ("yelp", "imdb"):
-        assert ev.results[name]["accuracy"] >= 0.80, name
-        assert 0 <= ev.results[name]["ece"] < 0.2
-    top = ev.results["imdb"]["top_losses"]
-    assert len(top) == 8 and isinstance(top[0]["input"], str)
-    assert top[0]["loss"] >= top[-1]["loss"]
-    # The report page: the fixture's training history and the three domains.
-    diagnosis = kft.diagnose(minilm_amazon["history"], model=model)
-    with capsys.disabled():
-        print(f"MiniLM amazon_cells training: {diagnosis.message}")
-    report = kft.Report(diagnosis, ev, title="MiniLM on UCI sentences")
-    page = report.save_html(str(tmp_path / "minilm_report.html"))
-    html = open(page, encoding="utf-8").read()
-    assert "Domain shift (relative to amazon_cells)" in html
-    assert html.count("data:image/png;base64,") == 1 + 1 + 1 + 3
-    keep = os.environ.get("KFT_REPORT_HTML")
-    if keep:  # for a human look: KFT_REPORT_HTML=/tmp/minilm_report.html
-        shutil.copy(page, keep)
