@@ -99,15 +99,23 @@ def minilm_available():
 
 
 def pytest_collection_modifyitems(config, items):
-    """Runs the slow tests first, then the rest.
+    """Runs the heavy tests first, then the other slow tests, then the rest.
 
-    With pytest-xdist the long tests start at once on both workers and the
-    quick ones fill the gaps, instead of one long test ending the run alone.
-    The sort is stable: within each tier, files keep their order.
+    With pytest-xdist (`--maxschedchunk 1`) the long tests start at once on
+    both workers and the quick ones fill the gaps, instead of one long test
+    ending the run alone. The sort is stable: within each tier, files keep
+    their order.
 
     Tests do not share expensive fixtures across files: `xdist_group` marks
     are ignored by pytest-xdist 3.8 on pytest >= 9.2
     (https://github.com/pytest-dev/pytest-xdist/issues/1386), so a session
     fixture would be built once per worker.
     """
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+    def tier(item):
+        heavy = item.get_closest_marker("heavy")
+        if heavy is not None:  # `heavy(seconds)`: the longest first
+            return (0, -heavy.args[0])
+        return (1 if item.get_closest_marker("slow") is not None else 2, 0)
+
+    items.sort(key=tier)

@@ -169,6 +169,7 @@ def _run_python(config, env=None, timeout=WORKER_TIMEOUT):
     return completed
 
 
+@pytest.mark.heavy(60)  # seconds, about: the longest start first
 def test_mirrored_two_logical_devices_match_the_default_strategy(tmp_path):
     out = tmp_path / "mirrored.json"
     _run_python({"mode": "mirrored", "out": str(out)})

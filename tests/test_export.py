@@ -215,6 +215,7 @@ def test_model_must_be_a_keras_model(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy(60)  # seconds, about: the longest start first
 def test_real_mobilenet_v2_exports(shared_dir, tmp_path, monkeypatch):
     import kerastune_ft as kft
 

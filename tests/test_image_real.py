@@ -61,6 +61,7 @@ def _mobilenet_recipe(shared_dir, flowers, weights):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy(150)  # seconds, about: the longest start first
 def test_pretrained_mobilenet_v2_learns_flowers_and_random_does_not(
     shared_dir, flowers
 ):
@@ -99,6 +100,7 @@ def test_imagenet_weights_offline_from_kft_weights_dir(shared_dir, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy(100)  # seconds, about: the longest start first
 def test_keras_hub_timm_preset_backbone(shared_dir, flowers, tmp_path):
     preset = shared_dir / "weights" / "efficientnet_lite0_timm_format"
     model = kft.build_image_classifier(str(preset), 5, input_shape=(*IMAGE_SIZE, 3))

@@ -114,6 +114,7 @@ def _execute(name, root, shared_dir):
 
 # One kernel per test: pytest-xdist (`-n 2` in setup.cfg) runs two at once.
 @pytest.mark.slow
+@pytest.mark.heavy(80)  # seconds, about: the longest start first
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_in_smoke_mode(name, shared_dir, tmp_path):
     notebook, seconds, error = _execute(name, tmp_path, shared_dir)

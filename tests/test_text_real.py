@@ -17,6 +17,7 @@ import kerastune_ft as kft
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.heavy(300)  # seconds, about: the longest start first
 def test_minilm_learns_amazon_and_transfers_to_yelp_and_imdb(
     uci_sentiment, minilm_available, capsys, tmp_path
 ):

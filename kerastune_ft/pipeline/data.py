@@ -41,68 +41,6 @@ def image_size(cfg):
     return (default, default)
 
 
-def _subset_folder(root, max_per_class, seed, target):
-    """Links at most `max_per_class` files per class and split under `target`.
-
-    Decoding only the subset keeps a quick run quick; the links keep the
-    folder layout (and so the given train/val/test splits). `target` is a
-    new temporary folder: the run never writes a subset into a folder the
-    user could own.
-    """
-    import numpy as np
-
-    from kerastune_ft.data._folders import scan_class_folders
-
-    files = scan_class_folders(pathlib.Path(root), kind="images")
-    rng = np.random.default_rng(seed)
-    for split, items in files.items():
-        by_class = {}
-        for path, label in items:
-            by_class.setdefault(label, []).append(path)
-        for label, paths in by_class.items():
-            chosen = sorted(rng.permutation(len(paths))[:max_per_class])
-            folder = target / split / label
-            folder.mkdir(parents=True)
-            for index in chosen:
-                path = paths[index]
-                (folder / path.name).symlink_to(path.resolve())
-    return target
-
-
-def _cap_per_class(data, max_per_class, seed):
-    """A `LoadedData` with at most `max_per_class` examples per class and split."""
-    import numpy as np
-
-    from kerastune_ft.data._common import build_result
-
-    rng = np.random.default_rng(seed)
-    given = {}
-    for split in data.splits:
-        x, y = data.examples[split]
-        keep = np.sort(
-            np.concatenate(
-                [
-                    rng.permutation(np.flatnonzero(y == c))[:max_per_class]
-                    for c in range(data.num_classes)
-                ]
-            )
-        )
-        origins = np.asarray(data.origins[split], dtype=object)
-        given[split] = (x[keep], y[keep], origins[keep])
-    return build_result(
-        given,
-        data.class_names,
-        val_split=0.0,
-        test_split=0.0,
-        modality=data.modality,
-        batch_size=data.batch_size,
-        seed=seed,
-        source=f"{data.source} (at most {max_per_class} per class)",
-        skipped=data.skipped,
-        image_size=data.image_size,
-    )
-
-
 def load_run_data(cfg, source=None, *, class_names=None):
     """Loads `cfg.data.source` (or another `source`) as the config says.
 
@@ -147,14 +85,14 @@ def load_run_data(cfg, source=None, *, class_names=None):
     elif limit and os.path.isdir(source):
         kwargs["image_size"] = image_size(cfg)
         with tempfile.TemporaryDirectory(prefix="kft-subset-") as scratch:
-            subset = _subset_folder(
-                source, limit, cfg.seed, pathlib.Path(scratch) / "subset"
+            subset = kft.data.link_per_class(
+                source, limit, pathlib.Path(scratch) / "subset", seed=cfg.seed
             )
             return kft.data.load_images(str(subset), **kwargs)
     else:
         kwargs["image_size"] = image_size(cfg)
         data = kft.data.load_images(source, **kwargs)
-    return _cap_per_class(data, limit, cfg.seed) if limit else data
+    return kft.data.take_per_class(data, limit, seed=cfg.seed) if limit else data
 
 
 @dataclasses.dataclass(frozen=True)

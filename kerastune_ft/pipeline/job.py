@@ -275,9 +275,9 @@ def run(
     >>> import pathlib, tempfile
     >>> import kerastune_ft as kft
     >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> lines = [f"{word} thing number {i}\t{i % 2}" for i, word in
+    >>> lines = [f"{word} thing number {i}\\t{i % 2}" for i, word in
     ...          enumerate(["a good", "a bad"] * 10)]
-    >>> _ = (folder / "reviews.txt").write_text("\n".join(lines) + "\n")
+    >>> _ = (folder / "reviews.txt").write_text("\\n".join(lines) + "\\n")
     >>> result = kft.run({
     ...     "task": "text",
     ...     "data": {"source": str(folder / "reviews.txt"), "val_split": 0.2},

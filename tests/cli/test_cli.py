@@ -416,6 +416,7 @@ def test_train_image_config_on_flowers(offline_env, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy(60)  # seconds, about: the longest start first
 def test_train_text_config_on_uci(offline_env, minilm_available, shared_dir, tmp_path):
     # The shipped config, on a subset: 60 sentences per class to train, and
     # the first 100 lines of yelp and imdb as the other domains.
@@ -456,6 +457,7 @@ def test_train_text_config_on_uci(offline_env, minilm_available, shared_dir, tmp
 
 
 @pytest.mark.slow
+@pytest.mark.heavy(70)  # seconds, about: the longest start first
 def test_killed_train_resumes(offline_env, tmp_path):
     epochs = 6
     out = tmp_path / "killed"
@@ -507,6 +509,7 @@ def test_killed_train_resumes(offline_env, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy(100)  # seconds, about: the longest start first
 def test_demo_runs_offline_end_to_end(capsys, tmp_path, minilm_available):
     argv = ["demo", "--epochs", "1", "--quiet", "--out", str(tmp_path / "demo")]
     assert cli.main(argv) == cli.EXIT_OK

@@ -26,6 +26,7 @@ def test_ci_runs_the_readme_test_command_verbatim():
 
 
 @pytest.mark.slow
+@pytest.mark.heavy(60)  # seconds, about: the longest start first
 def test_readme_notebook_example_runs(shared_dir, monkeypatch, capsys, tmp_path):
     """The README's Python example, on real flowers and offline ImageNet weights.
 

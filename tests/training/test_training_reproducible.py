@@ -78,6 +78,7 @@ def test_seed_governs_augmentation_and_dropout_of_identical_models():
 
 
 @pytest.mark.slow
+@pytest.mark.heavy(50)  # seconds, about: the longest start first
 def test_same_seed_same_history_in_two_fresh_processes():
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     # Different hash seeds: nothing may depend on Python's string hashing.

@@ -176,6 +176,7 @@ def _check_resumed(tmp_path, kw, unfreeze, kills):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy(70)  # seconds, about: the longest start first
 def test_run_killed_three_times_resumes_to_the_best_epoch(tmp_path):
     # Each process resumes where the previous one was killed (one subprocess
     # per kill keeps this test fast: each pays TensorFlow's import).

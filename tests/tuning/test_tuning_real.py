@@ -52,6 +52,7 @@ def _builder(shared_dir):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy(80)  # seconds, about: the longest start first
 def test_cross_validation_memory_stays_flat(shared_dir, flowers_arrays):
     (x, y), _ = flowers_arrays
     cv = tuning.cross_validate(
