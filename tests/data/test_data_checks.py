@@ -168,8 +168,10 @@ def test_public_data_api_is_pinned():
         "balanced_class_weight",
         "class_balance",
         "find_leakage",
+        "link_per_class",
         "load_images",
         "load_texts",
         "normalize_text",
+        "take_per_class",
     ]
     assert kft.data.normalize_text("  Great   PHONE!!\n") == "great phone"
