@@ -10,6 +10,7 @@ the epoch log), `state` (run state and resume), `results`, `checks`
 from kerastune_ft.training.cache import FeatureCache
 from kerastune_ft.training.engine import fine_tune as fine_tune
 from kerastune_ft.training.engine import unfreeze as unfreeze
+from kerastune_ft.training.probe import LinearProbeStage
 from kerastune_ft.training.results import FineTuneResult as FineTuneResult
 from kerastune_ft.training.results import StageReport
 from kerastune_ft.training.schedules import SCHEDULES
@@ -21,6 +22,7 @@ __all__ = [
     "SCHEDULES",
     "FeatureCache",
     "HeadStage",
+    "LinearProbeStage",
     "Stage",
     "StageReport",
     "UnfreezeStage",
