@@ -7,6 +7,8 @@ run's tracker. One slow test on real assets: flowers at 20 photos per
 class, the issue's figure (#17: 0.736-0.739).
 """
 
+import pathlib
+import tempfile
 import time
 
 import keras
@@ -264,12 +266,20 @@ def test_flowers_at_20_per_class_reach_the_issues_linear_probe(shared_dir):
     # Issue #17: a converged, strongly regularized linear head on cached
     # features reaches 0.736-0.739 on the 736 validation photos.
     started = time.perf_counter()
-    data = kft.data.load_images(
-        str(shared_dir / "datasets" / "flowers"), image_size=(160, 160), seed=0
-    )
-    few = kft.data.take_per_class(data, FLOWERS_PER_CLASS, seed=0)
+    flowers = shared_dir / "datasets" / "flowers"
+    options = {"image_size": (160, 160), "val_split": 0.0, "seed": 0}
+    with tempfile.TemporaryDirectory() as scratch:
+        # Links to 20 photos per class: only those are decoded.
+        subset = kft.data.link_per_class(
+            flowers / "train", FLOWERS_PER_CLASS, pathlib.Path(scratch) / "few", seed=0
+        )
+        few = kft.data.load_images(str(subset), **options)
     assert set(few.counts["train"].values()) == {FLOWERS_PER_CLASS}
-    assert len(data.examples["val"][1]) == 736
+    photos = kft.data.load_images(str(flowers / "val"), **options)
+    assert photos.class_names == few.class_names
+    x_val, y_val = photos.examples["train"]  # every val photo, in a fixed order
+    assert len(y_val) == 736
+    val = tf.data.Dataset.from_tensor_slices((x_val.astype("float32"), y_val)).batch(32)
     model = kft.build_image_classifier(
         "mobilenet_v2",
         5,
@@ -279,9 +289,8 @@ def test_flowers_at_20_per_class_reach_the_issues_linear_probe(shared_dir):
         seed=0,
     )
     stage = kft.training.LinearProbeStage()
-    # `few.train` holds 20 photos per class; validation is every val photo.
-    result = engine.run_stages(_context(model, few.train, data.val), [stage])
-    accuracy = model.evaluate(data.val, verbose=0, return_dict=True)["accuracy"]
+    result = engine.run_stages(_context(model, few.train, val), [stage])
+    accuracy = model.evaluate(val, verbose=0, return_dict=True)["accuracy"]
     print(
         f"flowers, {FLOWERS_PER_CLASS} per class, linear probe: val_accuracy "
         f"{accuracy:.4f}, C={stage.chosen_C:.4g}, "
