@@ -108,7 +108,8 @@ def link_per_class(root, max_per_class, target, *, seed=0):
         `target`, as a `pathlib.Path`.
 
     Raises:
-        ValueError: if `max_per_class` is not an int >= 1 or `target` exists.
+        ValueError: if `root` is not a folder of class subfolders,
+            `max_per_class` is not an int >= 1, or `target` exists.
 
     Example:
 
@@ -132,6 +133,11 @@ def link_per_class(root, max_per_class, target, *, seed=0):
             "`target` must be a new folder: the subset's links are written there. "
             f"Received: target={str(target)!r}, which exists. Pass a path that does "
             "not exist yet."
+        )
+    if not pathlib.Path(root).is_dir():
+        raise ValueError(
+            "`root` must be a folder of class subfolders. Received: "
+            f"root={str(root)!r}, which is not a folder. Check the path."
         )
     files = scan_class_folders(pathlib.Path(root), kind="images")
     rng = np.random.default_rng(seed)

@@ -72,3 +72,12 @@ def test_link_per_class_refuses_an_existing_target(tmp_path):
     with pytest.raises(ValueError, match="Received: target="):
         kft.data.link_per_class(tmp_path / "photos", 1, target)
     assert [p.name for p in target.iterdir()] == ["notes.txt"]
+
+
+def test_link_per_class_bad_roots_name_the_argument(tmp_path):
+    with pytest.raises(ValueError, match="Received: root="):
+        kft.data.link_per_class(tmp_path / "missing", 2, tmp_path / "t")
+    with pytest.raises(ValueError, match="no class subfolders"):
+        kft.data.link_per_class(tmp_path, 2, tmp_path.parent / (tmp_path.name + "_t"))
+    assert not (tmp_path / "t").exists()
+    assert not (tmp_path.parent / (tmp_path.name + "_t")).exists()
