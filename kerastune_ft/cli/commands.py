@@ -132,7 +132,11 @@ def evaluate_command(args):
             sets[key] = getattr(data, split)
     out = _evaluation_dir(args.out, list(named)) if args.out else None
     evaluation = evaluate(
-        model, sets, class_names=class_names, batch_size=args.batch_size
+        model,
+        sets,
+        class_names=class_names,
+        batch_size=args.batch_size,
+        tta=args.tta,
     )
     print(evaluation)
     if out is not None:

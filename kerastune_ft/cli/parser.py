@@ -111,6 +111,13 @@ def _add_evaluate(sub):
     evaluate.add_argument(
         "--out", metavar="DIR", help="also write metrics.json, report.html and plots"
     )
+    evaluate.add_argument(
+        "--tta",
+        metavar="N",
+        type=int,
+        help="image models: average the predictions of N test-time views "
+        "(flips and crops; default: none)",
+    )
     _add_loading(evaluate)
 
 

@@ -475,6 +475,16 @@ def _sets(name, sets):
         check_str(f"{name}.{key}", path)
 
 
+def _tta(name, tta):
+    # The view names are checked by kft.evaluate (kerastune_ft.evaluation.tta),
+    # which the config does not import: it would load TensorFlow.
+    if isinstance(tta, list):
+        for view in tta:
+            check_str(name, view)
+    else:
+        _check(check_number, name, tta, low=1, integer=True)
+
+
 @dataclasses.dataclass(frozen=True)
 class EvaluationConfig:
     """`[evaluation]`: what the trained model is evaluated on (`kft.evaluate`).
@@ -488,16 +498,20 @@ class EvaluationConfig:
             shift). Defaults to `{}`.
         top_losses: `kft.evaluate`'s: how many worst-predicted examples the
             report lists. Defaults to `None` (its default).
+        tta: `kft.evaluate`'s: test-time augmentation for image models, a
+            number of views (`4`) or a list of view names (`["identity",
+            "flip"]`). Defaults to `None` (off).
     """
 
     splits: list = dataclasses.field(default_factory=lambda: ["val", "test"])
     sets: dict = dataclasses.field(default_factory=dict)
     top_losses: int = None
+    tta: object = None
 
     def __post_init__(self):
         _splits("evaluation.splits", self.splits)
         _sets("evaluation.sets", self.sets)
-        _validate("evaluation", self, {"top_losses": _int(0)})
+        _validate("evaluation", self, {"top_losses": _int(0), "tta": _tta})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,6 +14,7 @@ from kerastune_ft.evaluation.metrics import Evaluation
 from kerastune_ft.evaluation.metrics import evaluate as evaluate
 from kerastune_ft.evaluation.monitor import OverfittingMonitor
 from kerastune_ft.evaluation.report import Report as Report
+from kerastune_ft.evaluation.tta import predict
 
 # `diagnose`, `evaluate` and `Report` are public as `kft.diagnose`,
 # `kft.evaluate` and `kft.Report` (one public name per object).
@@ -22,4 +23,5 @@ __all__ = [
     "Evaluation",
     "OverfittingMonitor",
     "plots",
+    "predict",
 ]

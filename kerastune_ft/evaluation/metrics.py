@@ -10,8 +10,8 @@ probability.
 import numpy as np
 
 from kerastune_ft._validation import check_number
-from kerastune_ft.builders import outputs_logits
 from kerastune_ft.data._arrays import dataset_to_numpy
+from kerastune_ft.evaluation.tta import _check_images, predict, resolve_views
 
 __all__ = [
     "ECE_BINS",
@@ -104,37 +104,6 @@ def _labels(y, name):
     return y.reshape(-1).astype("int64")
 
 
-def _probabilities(model, raw):
-    """Model outputs as (n, k) probabilities (softmax applied to logits)."""
-    raw = np.asarray(raw, dtype="float64")
-    if raw.ndim == 1:
-        raw = raw[:, None]
-    if raw.shape[1] == 1:  # one sigmoid unit: binary
-        p = raw[:, 0]
-        if p.min() < 0 or p.max() > 1:
-            p = 1 / (1 + np.exp(-p))
-        return np.stack([1 - p, p], axis=1)
-    logits = outputs_logits(model)
-    if logits is None:  # a plain Keras model that says nothing: read the values
-        sums = raw.sum(axis=1)
-        logits = raw.min() < 0 or raw.max() > 1 or not np.allclose(sums, 1, atol=1e-3)
-    if logits:
-        raw = raw - raw.max(axis=1, keepdims=True)
-        e = np.exp(raw)
-        return e / e.sum(axis=1, keepdims=True)
-    return raw
-
-
-def _predict(model, x, batch_size, verbose):
-    import tensorflow as tf
-
-    if x.dtype.kind in ("U", "S", "O"):
-        data = tf.data.Dataset.from_tensor_slices(x.astype(str)).batch(batch_size)
-    else:
-        data = tf.data.Dataset.from_tensor_slices(x).batch(batch_size)
-    return model.predict(data, verbose=verbose)
-
-
 def _set_metrics(probabilities, labels, inputs, class_names, top_losses):
     from sklearn import metrics as skm
 
@@ -218,11 +187,15 @@ class Evaluation:
             `accuracy`, `f1_macro`, `ece` and the drop from the first set
             (`accuracy_drop`, `accuracy_drop_relative`, `f1_macro_drop`);
             empty for one set.
+        tta: the test-time augmentation views the probabilities were
+            averaged over (a tuple of names from
+            `kft.evaluation.tta.VIEWS`), or `None` without TTA.
     """
 
-    def __init__(self, results, class_names):
+    def __init__(self, results, class_names, tta=None):
         self.results = results
         self.class_names = list(class_names)
+        self.tta = None if tta is None else tuple(tta)
         self.domain_shift = []
         if len(results) > 1:
             names = list(results)
@@ -259,7 +232,12 @@ class Evaluation:
 
     def to_dict(self):
         """A JSON-serializable dict (image top losses keep their shape, not pixels)."""
-        out = {"class_names": list(self.class_names), "results": {}, "domain_shift": []}
+        out = {
+            "class_names": list(self.class_names),
+            "tta": None if self.tta is None else list(self.tta),
+            "results": {},
+            "domain_shift": [],
+        }
         for name, r in self.results.items():
             copy = {k: v for k, v in r.items() if k != "top_losses"}
             copy["top_losses"] = [
@@ -341,6 +319,11 @@ class Evaluation:
         from kerastune_ft.evaluation.render import fmt
 
         lines = ["Evaluation"]
+        if self.tta is not None:
+            lines[0] += (
+                f" (test-time augmentation: mean of {len(self.tta)} views: "
+                f"{', '.join(self.tta)})"
+            )
         rows = [self.SUMMARY_HEADER] + [
             [fmt(c) for c in row] for row in self.summary_rows()
         ]
@@ -371,7 +354,8 @@ class Evaluation:
 
     def __repr__(self):
         accs = ", ".join(f"{n}: {r['accuracy']:.3f}" for n, r in self.results.items())
-        return f"Evaluation(accuracy {{{accs}}})"
+        tta = "" if self.tta is None else f", tta {len(self.tta)} views"
+        return f"Evaluation(accuracy {{{accs}}}{tta})"
 
     def to_html(self, *, include_plots=True, thumbnails=True):
         """The evaluation as an HTML fragment; every dataset string is escaped."""
@@ -388,7 +372,14 @@ class Evaluation:
 
 
 def evaluate(
-    model, test_sets, *, class_names=None, batch_size=32, top_losses=8, verbose=0
+    model,
+    test_sets,
+    *,
+    class_names=None,
+    batch_size=32,
+    top_losses=8,
+    verbose=0,
+    tta=None,
 ):
     """Evaluates a classifier on one or several test sets (in and out of domain).
 
@@ -415,6 +406,13 @@ def evaluate(
         top_losses: how many most-confidently-wrong examples to keep per
             set. Defaults to `8`.
         verbose: `predict`'s verbosity. Defaults to `0`.
+        tta: test-time augmentation for image models, as in
+            `kft.evaluation.predict`: `None` (off), an int N (the first N
+            deterministic views: the image, its mirror, crops resized
+            back...) or a list of view names from
+            `kft.evaluation.tta.VIEWS`. The scores use the probabilities
+            averaged over the views; `Evaluation.tta` records them.
+            Defaults to `None`.
 
     Returns:
         An `Evaluation` (print it, display it in Jupyter, plot it, or put it
@@ -438,6 +436,7 @@ def evaluate(
         )
     check_number("batch_size", batch_size, low=1, integer=True)
     check_number("top_losses", top_losses, low=0, integer=True)
+    views = resolve_views(tta)
     if isinstance(test_sets, dict):
         if not test_sets:
             raise ValueError(
@@ -453,14 +452,15 @@ def evaluate(
             raise ValueError(
                 f"Test set {name!r} has {len(x)} inputs but {len(y)} labels."
             )
+        if views is not None:
+            _check_images(model, x, views)
         if class_names is None and names is not None:
             class_names = names
         collected[name] = (x, y)
-    raw = {
-        name: _predict(model, x, batch_size, verbose)
+    probabilities = {
+        name: predict(model, x, tta=views, batch_size=batch_size, verbose=verbose)
         for name, (x, _) in collected.items()
     }
-    probabilities = {name: _probabilities(model, r) for name, r in raw.items()}
     k = max(p.shape[1] for p in probabilities.values())
     if class_names is None:
         class_names = [str(i) for i in range(k)]
@@ -478,4 +478,4 @@ def evaluate(
                 f"{k} outputs. Check the labels (class order must match training)."
             )
         results[name] = _set_metrics(probabilities[name], y, x, class_names, top_losses)
-    return Evaluation(results, class_names)
+    return Evaluation(results, class_names, tta=views)

@@ -583,8 +583,13 @@ def test_evaluate_into_a_run_writes_beside_its_files(module_run, capsys):
     assert all(path.startswith("evaluations") for path in added), added
     saved = json.loads((finished_run / "evaluations/mine/metrics.json").read_text())
     assert saved["results"]["mine"]["n"] == 24
-    # The same evaluation again replaces only its own files.
-    assert cli.main([*argv, "--out", str(finished_run)]) == 0
+    assert saved["tta"] is None
+    # The same evaluation again (with test-time augmentation) replaces only
+    # its own files.
+    assert cli.main([*argv, "--out", str(finished_run), "--tta", "2"]) == 0
+    saved = json.loads((finished_run / "evaluations/mine/metrics.json").read_text())
+    assert saved["tta"] == ["identity", "flip"]
+    assert sorted(set(_tree(finished_run)) - set(before)) == added
     capsys.readouterr()
 
 

@@ -65,6 +65,10 @@ def test_set_keys_pass_through_unchanged():
     }
     assert run.kwargs("model")["label_mode"] == "categorical"
     assert run.kwargs("model")["augmentation"] == "light"
+    raw["evaluation"] = {"tta": ["identity", "flip"]}
+    assert config.config_from_dict(raw).kwargs("evaluation") == {
+        "tta": ["identity", "flip"]
+    }
 
 
 def test_text_csv_columns_are_reachable():
@@ -188,6 +192,8 @@ def test_overrides_apply_and_are_validated(tmp_path):
         ),
         ("evaluation.splits", ["dev"], "Received: evaluation.splits='dev'"),
         ("evaluation.sets", ["a.txt"], "`evaluation.sets` must be a table"),
+        ("evaluation.tta", 0, "Received: evaluation.tta=0"),
+        ("evaluation.tta", [3], "`evaluation.tta` must be a non-empty string"),
         ("output", 3, r"`output` must be a table \(\[output\]\)"),
         ("name", "a/b", "`name` may hold only letters"),
         (

@@ -203,3 +203,19 @@ def test_plots_return_figures(tmp_path):
 def test_bad_input(model, sets, kwargs, error, match):
     with pytest.raises(error, match=match):
         kft.evaluate(_model() if model is None else model, sets, **kwargs)
+
+
+def test_single_sigmoid_logit_and_tta_on_texts():
+    # One logit unit: sigmoid(log(p / (1 - p))) == p; huge logits stay finite.
+    p = PROBS[:, 1]
+    ev = kft.evaluate(_model(TEXTS, np.log(p / (1 - p))[:, None]), (TEXTS, LABELS))
+    assert math.isclose(ev.results["test"]["ece"], (0.1 + 0.35 + 0.7 + 0.38 + 0.95) / 6)
+    extreme = np.array([[-1e4], [1e4]] * 3)
+    with np.errstate(over="raise"):
+        ev = kft.evaluate(_model(TEXTS, extreme), (TEXTS, LABELS))
+    assert math.isclose(ev.results["test"]["accuracy"], 4 / 6)  # 0 1 0 1 0 1
+    # Test-time augmentation is for images: refused on texts, naming `tta`.
+    with pytest.raises(ValueError, match=r"for image models.*Received: tta="):
+        kft.evaluate(_model(), (TEXTS, LABELS), tta=2)
+    with pytest.raises(ValueError, match=r"Received: tta=0"):
+        kft.evaluate(_model(), (TEXTS, LABELS), tta=0)
