@@ -25,8 +25,8 @@ same `score` function, on the same pretrained model folder (the installed
   of 1,000 messages (876 ham, 124 spam) that no training draw touches; reported
   with macro-F1 as well as accuracy.
 
-kerastune_ft runs the README recipe with every default (`run_kft`): that is
-the "before" figure of #17. SetFit runs `setfit.Trainer` with library-default
+kerastune_ft runs the README recipe with every default (`run_kft`;
+`--recipe before` runs the recipe before #17 for its "before" figures). SetFit runs `setfit.Trainer` with library-default
 `TrainingArguments`, only the seed set (`_setfit_runner.py`). Wall time per run
 covers loading the pretrained model and training; predicting the test sets is
 timed separately. Imports are not timed. `--budget` stops a long run cleanly:
@@ -222,12 +222,19 @@ def _limit(test, n):
 # --- runners ------------------------------------------------------------------
 
 
-def run_kft(split):
-    """kerastune_ft's README recipe, every default: the one place to change it.
+RECIPES = ("defaults", "before")
 
-    Only the seeds are passed (the split's seed to `load_texts` and
-    `fine_tune`); `load_texts` keeps its default `val_split=0.2` and batch 32,
-    and `fine_tune` its automatic epochs.
+
+def run_kft(split, recipe="defaults"):
+    """kerastune_ft's recipe: the one place to change it.
+
+    `"defaults"`: the README recipe, every default. Only the seeds are passed
+    (the split's seed to `load_texts` and `fine_tune`): `load_texts`' default
+    `val_split="auto"` holds out nothing below 40 examples per class, and
+    `fine_tune`'s `recipe="auto"` picks contrastive tuning then a linear
+    probe at 32 or fewer per class (issue #17). `"before"`: the recipe
+    before #17 (a 0.2 validation split, gradient epochs:
+    `recipe="standard"`), for the "before" figures.
     """
     import keras
 
@@ -235,13 +242,23 @@ def run_kft(split):
 
     keras.utils.set_random_seed(split.seed)
     start = time.perf_counter()
+    before = recipe == "before"
     data = kft.data.load_texts(
-        (list(split.train_texts), list(split.train_labels)), seed=split.seed
+        (list(split.train_texts), list(split.train_labels)),
+        seed=split.seed,
+        **({"val_split": 0.2} if before else {}),
     )
     model = kft.build_text_classifier(
         "minilm-l6", len(split.class_names), train_texts=list(data.examples["train"][0])
     )
-    result = kft.fine_tune(model, data.train, data.val, seed=split.seed, verbose=0)
+    result = kft.fine_tune(
+        model,
+        data.train,
+        data.val,
+        seed=split.seed,
+        verbose=0,
+        **({"recipe": "standard"} if before else {}),
+    )
     fit_seconds = time.perf_counter() - start
     start = time.perf_counter()
     labels = {}
@@ -252,9 +269,13 @@ def run_kft(split):
         logits = model.predict(np.array(test.texts, dtype=object), verbose=0)
         labels[test.name] = [int(v) for v in ids[np.argmax(logits, axis=-1)]]
     info = {
+        "recipe": recipe,
         "epochs": result.epochs_run,
+        "pooling": model.pooling_mode,
+        "regime": str(result.regime),
         "sequence_length": int(model.preprocessor.sequence_length),
         "train_examples": int(len(data.examples["train"][1])),
+        "stage_seconds": [s.seconds for s in result.stages],
     }
     keras.backend.clear_session()
     return Predictions(labels, fit_seconds, time.perf_counter() - start, info)
@@ -470,6 +491,12 @@ def parse_args(argv):
     parser.add_argument("--seeds", type=_ints, default=[0, 1, 2], help="e.g. 0,1,2")
     parser.add_argument("--test-limit", type=int, default=None, help="smoke runs")
     parser.add_argument(
+        "--recipe",
+        choices=RECIPES,
+        default="defaults",
+        help="kft's recipe: the README defaults, or the recipe before #17",
+    )
+    parser.add_argument(
         "--out", default=os.path.join(tempfile.gettempdir(), "few_shot.json")
     )
     parser.add_argument(
@@ -492,7 +519,7 @@ def parse_args(argv):
     return args
 
 
-def run_cell(splits, runners, log_path, deadline):
+def run_cell(splits, runners, log_path, deadline, recipe="defaults"):
     """Runs one cell (task, shots; every seed) through each runner in turn.
 
     Yields:
@@ -505,7 +532,7 @@ def run_cell(splits, runners, log_path, deadline):
             runs = (score(s, "setfit", done[s.key]) for s in splits if s.key in done)
         else:
             runs = (
-                score(s, "kft", run_kft(s))
+                score(s, "kft", run_kft(s, recipe))
                 for s in splits
                 if time.monotonic() < deadline
             )
@@ -553,7 +580,7 @@ def main(argv):
                 splits = [
                     make_split(task, shots, s, args.test_limit) for s in args.seeds
                 ]
-                for run in run_cell(splits, runners, log, deadline):
+                for run in run_cell(splits, runners, log, deadline, args.recipe):
                     results.append(run)
                     write_runs(args.out, argv, results)
         print(f"Runs written to {args.out} (SetFit's log: {log})\n")

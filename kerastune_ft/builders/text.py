@@ -5,7 +5,9 @@ attached, so it takes raw strings in `fit`, `evaluate` and `predict`, and it
 reloads from `.keras` with `safe_mode=True`.
 """
 
+import json
 import math
+import pathlib
 
 import keras
 import keras_hub
@@ -34,10 +36,11 @@ __all__ = [
     "TransferTextClassifier",
     "build_text_classifier",
     "choose_sequence_length",
+    "sentence_embedding_pooling",
     "token_counts",
 ]
 
-_POOLING = ("auto", "pooled", "cls", "mean")
+_POOLING = ("auto", "pooled", "cls", "mean", "normalized_mean")
 AUTO_SEQUENCE_FALLBACK = 128
 
 
@@ -49,6 +52,8 @@ class TokenPooling(keras.layers.Layer):
         mode: `"cls"` takes the first token; `"mean"` averages the tokens
             where `padding_mask` is true; `"pooled"` takes the backbone's
             `"pooled_output"`. Defaults to `"cls"`.
+        normalize: divide each vector by its L2 norm, as sentence-transformers
+            models such as all-MiniLM-L6-v2 do. Defaults to `False`.
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -66,12 +71,17 @@ class TokenPooling(keras.layers.Layer):
     2.0
     """
 
-    def __init__(self, mode="cls", **kwargs):
+    def __init__(self, mode="cls", normalize=False, **kwargs):
         super().__init__(**kwargs)
         check_choice("mode", mode, ("cls", "mean", "pooled"))
         self.mode = mode
+        self.normalize = bool(normalize)
 
     def call(self, features, padding_mask=None):
+        pooled = self._pool(features, padding_mask)
+        return keras.ops.normalize(pooled, order=2) if self.normalize else pooled
+
+    def _pool(self, features, padding_mask):
         if isinstance(features, dict):
             if self.mode == "pooled":
                 return features["pooled_output"]
@@ -97,7 +107,7 @@ class TokenPooling(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"mode": self.mode})
+        config.update({"mode": self.mode, "normalize": self.normalize})
         return config
 
 
@@ -139,7 +149,9 @@ class TransferTextClassifier(TransferClassifierMixin, keras_hub.models.TextClass
         multi_label: independent sigmoid labels instead of one class.
             Defaults to `False`.
         pooling: `"pooled"` (the backbone's pooled output), `"cls"` (first
-            token), `"mean"` (average of the real tokens) or `"auto"`
+            token), `"mean"` (average of the real tokens),
+            `"normalized_mean"` (that average divided by its L2 norm: the
+            sentence embedding of sentence-transformers models) or `"auto"`
             (`"pooled"` when the backbone has one, else `"cls"`).
             Defaults to `"auto"`.
         **kwargs: `keras_hub.models.Task` arguments (`name`, `compile`).
@@ -190,8 +202,11 @@ class TransferTextClassifier(TransferClassifierMixin, keras_hub.models.TextClass
         self.backbone = backbone
         self.preprocessor = preprocessor
         self.augmentation = None
+        mode = _resolve_pooling(backbone, pooling)
         self.pooling = TokenPooling(
-            _resolve_pooling(backbone, pooling), name="token_pooling"
+            mode.replace("normalized_", ""),
+            normalize=mode.startswith("normalized_"),
+            name="token_pooling",
         )
         # === Functional model ===
         inputs = backbone.input
@@ -486,7 +501,8 @@ def build_text_classifier(
             binary cross-entropy) instead of one class per text.
             Defaults to `False`.
         pooling: `"auto"`, `"pooled"`, `"cls"` or `"mean"`; see
-            `TransferTextClassifier`. Defaults to `"auto"`.
+            `TransferTextClassifier`; `"auto"` on a sentence-transformers
+            folder: `sentence_embedding_pooling`. Defaults to `"auto"`.
         preprocessor: a `keras_hub.models.TextClassifierPreprocessor` for a
             backbone instance; ignored for string backbones. Defaults to
             `None`.
@@ -554,6 +570,10 @@ def build_text_classifier(
     )
     preprocessor.sequence_length = chosen
 
+    chosen_pooling = pooling
+    if pooling == "auto" and isinstance(backbone, str):
+        # Passed resolved, so that the config (and a `.keras` reload) keeps it.
+        chosen_pooling = sentence_embedding_pooling(backbone) or pooling
     model = TransferTextClassifier(
         backbone=model_backbone,
         num_classes=num_classes,
@@ -563,7 +583,7 @@ def build_text_classifier(
         l1=l1,
         l2=l2,
         multi_label=multi_label,
-        pooling=pooling,
+        pooling=chosen_pooling,
         compile=False,
     )
     model.sequence_length_choice = reason
@@ -573,12 +593,50 @@ def build_text_classifier(
         split = _transformer_units(model_backbone)
         names, units = split.names, split.units
         frozen = names[: model.frozen_units]
-        print(f"kerastune_ft: sequence_length {reason}")
+        print(f"kerastune_ft: sequence_length {reason}; pooling {chosen_pooling!r}")
         print(
             f"kerastune_ft: frozen units {frozen or 'none'} of {len(units)}; "
             f"trainable parameters {count_params(model.trainable_weights):,}"
         )
     return model
+
+
+def sentence_embedding_pooling(backbone):
+    """The pooling a sentence-transformers model folder declares, else `None`.
+
+    A sentence-transformers folder (`modules.json`: `Pooling`, maybe
+    `Normalize`) names the embedding its model was trained to give; on
+    all-MiniLM-L6-v2 a few-shot head learns nothing on `"pooled"` features
+    (`benchmarks/RESULTS.md`, issue #17).
+
+    Args:
+        backbone: a backbone string as `kft.build_text_classifier` takes it
+            (an alias or a directory; handles and presets give `None`).
+
+    Returns:
+        `"normalized_mean"` (mean, then `Normalize`), `"mean"`, `"cls"`, or
+        `None` (not a local sentence-transformers folder of those).
+
+    Example:
+
+    >>> import kerastune_ft as kft
+    >>> kft.builders.text.sentence_embedding_pooling("bert_tiny_en_uncased") is None
+    True
+    """
+    from kerastune_ft.backbones.text import resolve_text_backbone
+
+    folder = pathlib.Path(resolve_text_backbone(backbone))
+    try:  # a missing or unreadable folder is not a sentence-transformers one
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        types = {str(m.get("type", "")).rsplit(".", 1)[-1]: m for m in modules}
+        path = folder / types["Pooling"].get("path", "") / "config.json"
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError, AttributeError, KeyError):
+        return None
+    normalized = "Normalize" in types
+    if config.get("pooling_mode_mean_tokens"):
+        return "normalized_mean" if normalized else "mean"
+    return "cls" if config.get("pooling_mode_cls_token") else None
 
 
 def _check_sequence_length(sequence_length):

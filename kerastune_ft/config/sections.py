@@ -139,6 +139,11 @@ def _fraction(name, value):
     _check(check_fraction, name, value)
 
 
+def _val_split(name, value):
+    if value != "auto":
+        _check(check_fraction, name, value, hint='Or "auto".')
+
+
 def _validate(section, obj, rules):
     """Applies `rules[field](name, value)` to every field that is set."""
     for field, rule in rules.items():
@@ -210,7 +215,7 @@ class DataConfig:
             {
                 "image_size": _image_size,
                 "batch_size": _int(1),
-                "val_split": _fraction,
+                "val_split": _val_split,
                 "test_split": _fraction,
                 "seed": _int(0),
                 "strict": check_bool,
@@ -223,7 +228,8 @@ class DataConfig:
                 "max_per_class": _int(0),
             },
         )
-        if (self.val_split or 0) + (self.test_split or 0) >= 1:
+        val_split = 0.2 if self.val_split == "auto" else self.val_split
+        if (val_split or 0) + (self.test_split or 0) >= 1:
             fail(
                 "`data.val_split + data.test_split` must be less than 1. Received: "
                 f"data.val_split={self.val_split}, data.test_split={self.test_split}."
@@ -408,13 +414,14 @@ class TrainingConfig:
     The run's `seed` (top level) is `fine_tune`'s `seed`.
 
     Attributes:
-        epochs, unfreeze, learning_rate, fine_tune_learning_rate,
+        epochs, recipe, unfreeze, learning_rate, fine_tune_learning_rate,
             weight_decay, label_smoothing, class_weight, schedule, warmup,
             early_stopping, patience, monitor, reduce_lr_on_plateau,
             cache_features, augmented_views: `kft.fine_tune`'s arguments.
     """
 
     epochs: int = None
+    recipe: str = None
     unfreeze: object = None
     learning_rate: float = None
     fine_tune_learning_rate: float = None
@@ -436,6 +443,9 @@ class TrainingConfig:
             self,
             {
                 "epochs": _int(1),
+                # The values are checked by fine_tune (kerastune_ft.training.
+                # regime), which the config does not import (TensorFlow).
+                "recipe": check_str,
                 "unfreeze": _unfreeze,
                 "learning_rate": _positive,
                 "fine_tune_learning_rate": _positive,

@@ -12,6 +12,10 @@ from kerastune_ft.data._result import SPLITS, LoadedData
 
 # How many offending items an error or warning names before "... and N more".
 MAX_LISTED = 10
+# val_split="auto": hold out this fraction when every class keeps at least
+# MIN_VAL_PER_CLASS validation examples (40+ per class), else nothing.
+AUTO_VAL_SPLIT = 0.2
+MIN_VAL_PER_CLASS = 8
 
 
 def listed(items, limit=MAX_LISTED, sep=", "):
@@ -26,9 +30,12 @@ def listed(items, limit=MAX_LISTED, sep=", "):
 def check_common_args(batch_size, val_split, test_split, seed):
     """Validates the arguments every loader shares."""
     check_number("batch_size", batch_size, low=1, integer=True)
-    check_fraction("val_split", val_split)
+    if not (isinstance(val_split, str) and val_split == "auto"):
+        check_fraction("val_split", val_split, hint='Or pass val_split="auto".')
     check_fraction("test_split", test_split)
     check_number("seed", seed, low=0, integer=True)
+    if val_split == "auto":
+        val_split = AUTO_VAL_SPLIT
     if val_split + test_split >= 1:
         raise ValueError(
             "`val_split + test_split` must be less than 1 so that some examples "
@@ -217,6 +224,31 @@ def _stratified(indices, labels, size, seed, what, class_names):
         ) from None
 
 
+def resolve_val_split(val_split, given, class_names):
+    """`val_split="auto"` as a fraction, and a note saying what was chosen.
+
+    Returns:
+        `(fraction, note)`; the note is `""` unless "auto" chose no split.
+    """
+    if not (isinstance(val_split, str) and val_split == "auto"):
+        return val_split, ""
+    if "val" in given:
+        return AUTO_VAL_SPLIT, ""
+    labels = given["train"][1]
+    present = np.bincount(labels, minlength=len(class_names))
+    smallest = int(present[present > 0].min()) if len(labels) else 0
+    if smallest * AUTO_VAL_SPLIT >= MIN_VAL_PER_CLASS:
+        return AUTO_VAL_SPLIT, ""
+    note = (
+        f"no validation split (val_split='auto'): the rarest class has {smallest} "
+        f"examples, and holding out {AUTO_VAL_SPLIT:g} would leave fewer than "
+        f"{MIN_VAL_PER_CLASS} to validate on. Every example trains; kft.fine_tune "
+        "picks a few-shot recipe that needs no validation data. Pass val_split=0.2 "
+        "to hold some out anyway."
+    )
+    return 0.0, note
+
+
 def assign_splits(given, *, val_split, test_split, seed, class_names):
     """Carves val/test out of train (seeded, stratified) when not given.
 
@@ -342,6 +374,7 @@ def build_result(
     image_size=None,
 ):
     """Splits `{split: (inputs, labels, origins)}` and returns a `LoadedData`."""
+    val_split, note = resolve_val_split(val_split, given, class_names)
     splits = assign_splits(
         given,
         val_split=val_split,
@@ -388,4 +421,5 @@ def build_result(
         image_size=image_size,
         batch_size=batch_size,
         origins={s: tuple(o) for s, (_, _, o) in splits.items()},
+        notes=(note,) if note else (),
     )

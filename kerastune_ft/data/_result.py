@@ -31,6 +31,8 @@ class LoadedData:
         origins: `{split: tuple of str}` saying where each example of
             `examples[split]` came from (a file path, "line 12",
             "index 3"), used by the checks to point at duplicates.
+        notes: tuple of sentences about choices the loader made (e.g.
+            `val_split="auto"` holding out nothing), shown by `repr`.
 
     Example:
 
@@ -57,6 +59,7 @@ class LoadedData:
     image_size: tuple = None
     batch_size: int = 32
     origins: dict = dataclasses.field(default_factory=dict)
+    notes: tuple = ()
 
     @property
     def num_classes(self):
@@ -89,4 +92,5 @@ class LoadedData:
         )
         if self.skipped:
             lines.append(f"  skipped: {len(self.skipped)} (see `.skipped`)")
+        lines.extend(f"  note: {note}" for note in self.notes)
         return "\n".join(lines)

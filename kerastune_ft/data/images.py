@@ -21,7 +21,7 @@ def load_images(
     *,
     image_size,
     batch_size=32,
-    val_split=0.2,
+    val_split="auto",
     test_split=0.0,
     seed=0,
     strict=False,
@@ -60,7 +60,11 @@ def load_images(
         image_size: `(height, width)` or an int for square images.
         batch_size: examples per batch. Defaults to `32`.
         val_split: fraction of the examples held out for validation; `0` for
-            no validation split. Defaults to `0.2`.
+            no validation split; `"auto"` holds out `0.2` when that leaves at
+            least 8 examples of every class to validate on (40 or more per
+            class), else none: with fewer, `kft.fine_tune` picks a few-shot
+            recipe that needs no validation data, and every example trains.
+            `.notes` says which. Defaults to `"auto"`.
         test_split: fraction held out for a test split. Defaults to `0.0`.
         seed: seed of the split and of the per-epoch shuffling; the same seed
             gives the same split. Defaults to `0`.

@@ -162,6 +162,7 @@ class _Run:
     monitor: str | None = None
     model: object = None
     diverged: bool = False
+    regime: object = None
 
 
 def _read_run(source):
@@ -179,6 +180,7 @@ def _read_run(source):
             source.monitor,
             source.model,
             bool(getattr(source, "diverged", False)),
+            getattr(source, "regime", None),
         )
     if isinstance(source, keras.callbacks.History) or (
         hasattr(source, "history") and isinstance(source.history, dict)
@@ -231,6 +233,10 @@ def _notes(run, loss, has_val, evidence):
             evidence["diverged"] = True
             evidence["diverged_epoch"] = len(run.history.get("loss", [])) or 1
     notes = []
+    if run.regime is not None:
+        evidence["recipe"] = run.regime.recipe
+        if run.regime.few_shot:
+            notes.append(f"recipe {run.regime}")
     bad = np.flatnonzero(np.isnan(loss))
     if len(bad):
         evidence["nan_epoch"] = int(bad[0]) + 1

@@ -181,7 +181,8 @@ def check_run_data(data, *, strict=False, class_weight=None):
 
     >>> import kerastune_ft as kft
     >>> from kerastune_ft.pipeline import check_run_data
-    >>> data = kft.data.load_texts((["good", "bad"] * 10, [1, 0] * 10))
+    >>> data = kft.data.load_texts(
+    ...     (["good", "bad"] * 10, [1, 0] * 10), val_split=0.2)
     >>> check_run_data(data).findings[0][:9]
     'Leakage: '
     """

@@ -282,7 +282,7 @@ def run(
     ...     "task": "text",
     ...     "data": {"source": str(folder / "reviews.txt"), "val_split": 0.2},
     ...     "model": {"backbone": "minilm-l6", "load_weights": False},
-    ...     "training": {"epochs": 1},
+    ...     "training": {"recipe": "linear_probe"},  # quick: no gradient steps
     ...     "output": {"plots": False, "report": False},
     ... }, folder / "run", verbose=0)
     >>> sorted(path.name for path in (folder / "run").iterdir())  # doctest: +ELLIPSIS

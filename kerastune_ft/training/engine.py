@@ -22,6 +22,7 @@ from kerastune_ft.training.cache import FeatureCache, check_feature_caching
 from kerastune_ft.training.callbacks import BestWeights, monitor_mode
 from kerastune_ft.training.data import CacheSettings, labels_of
 from kerastune_ft.training.losses import recompile
+from kerastune_ft.training.regime import choose_regime, first_stages
 from kerastune_ft.training.results import FineTuneResult
 from kerastune_ft.training.schedules import peak_learning_rate
 from kerastune_ft.training.stages import (
@@ -45,6 +46,7 @@ def fine_tune(
     validation_data=None,
     *,
     epochs=None,
+    recipe="auto",
     unfreeze=None,
     learning_rate=None,
     fine_tune_learning_rate=None,
@@ -55,7 +57,7 @@ def fine_tune(
     warmup=0.1,
     early_stopping=True,
     patience=5,
-    monitor="val_loss",
+    monitor=None,
     reduce_lr_on_plateau=False,
     cache_features="auto",
     augmented_views=8,
@@ -68,7 +70,11 @@ def fine_tune(
 ):
     """Fine-tunes a model in stages and returns the best weights found.
 
-    Stage 1 trains the head on the frozen backbone. Each entry of `unfreeze`
+    Stage 1 trains the head on the frozen backbone; with few examples per
+    class (`recipe="auto"`, at most 32 in the rarest class) it is replaced by
+    a recipe that needs neither epochs nor validation data: a linear probe
+    fitted to convergence for image backbones, contrastive tuning (SetFit)
+    then a linear probe for text (see `recipe`). Each entry of `unfreeze`
     adds a stage that unfreezes the top of the backbone, recompiles with the
     lower `fine_tune_learning_rate`, keeps BatchNorm in inference mode and
     continues the epoch count. Early stopping restores the best weights
@@ -87,6 +93,19 @@ def fine_tune(
             needed to make at least 500 optimizer steps (at most 300
             epochs): small datasets make few steps per epoch, cached epochs
             are cheap, and early stopping ends the run.
+        recipe: how the head stage is trained. `"standard"`: gradient
+            epochs (`kft.training.HeadStage`). `"linear_probe"`: a logistic
+            regression fitted to convergence on the frozen features, its L2
+            strength chosen by cross-validation inside `train`
+            (`kft.training.LinearProbeStage`). `"contrastive"`: a text
+            backbone tuned on same/different-class sentence pairs
+            (`kft.training.ContrastiveStage`; SetFit: Tunstall et al., 2022),
+            then a linear probe. `"auto"` picks a few-shot recipe for a
+            transfer classifier when `epochs=None` and the rarest training
+            class has at most 32 examples (`"contrastive"` for text, and
+            `"linear_probe"` for a frozen image backbone), else
+            `"standard"`. `FineTuneResult.regime` says which and why.
+            Defaults to `"auto"`.
         unfreeze: `None` (head only), an int N (unfreeze the top N units),
             `"all"`, or a list of those or of dicts
             `{"top": N, "epochs": E, "learning_rate": LR}`, one per extra
@@ -114,7 +133,8 @@ def fine_tune(
         patience: early-stopping patience in epochs; with `epochs=None`, a
             longer head stage gets a tenth of its epochs when that is more.
             Defaults to `5`.
-        monitor: metric that picks the best epoch. Defaults to `"val_loss"`.
+        monitor: metric that picks the best epoch. Defaults to `None`:
+            `"val_loss"` with `validation_data`, else `"loss"`.
         reduce_lr_on_plateau: add `ReduceLROnPlateau` (only with
             `schedule="constant"`). Defaults to `False`.
         cache_features: `"auto"` runs `model.feature_extractor()` once and
@@ -190,6 +210,8 @@ def fine_tune(
     2
     """
     checks.check_model(model, train, validation_data)
+    if monitor is None:
+        monitor = "loss" if validation_data is None else "val_loss"
     settings = _settings(
         model,
         validation_data,
@@ -215,6 +237,8 @@ def fine_tune(
         settings.learning_rate,
         settings.fine_tune_learning_rate,
     )
+    regime = choose_regime(model, train, recipe, auto_epochs=settings.auto_epochs)
+    stages = first_stages(regime, stages[0]) + stages[1:]
     checks.check_data(model, train, validation_data, settings, stages, unfreeze)
     if checkpoint_dir is not None:
         state.check_checkpoint_dir(checkpoint_dir)
@@ -250,7 +274,10 @@ def fine_tune(
         chief=chief,
         say=say,
         num_stages=len(stages),
+        regime=regime,
     )
+    if regime.few_shot:
+        say(f"Recipe {regime}.")
     return run_stages(context, stages)
 
 
@@ -302,7 +329,9 @@ def run_stages(context, stages):
             run_state.save(context.checkpoint_dir)
             # The run state now holds this stage; its backups are done with.
             shutil.rmtree(backup_dir(context.checkpoint_dir, index), ignore_errors=True)
-    return _result(model, history, reports, tracker, settings, context.say)
+    result = _result(model, history, reports, tracker, settings, context.say)
+    result.regime = context.regime
+    return result
 
 
 def _settings(

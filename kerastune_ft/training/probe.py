@@ -28,7 +28,7 @@ from kerastune_ft.training.losses import recompile
 from kerastune_ft.training.results import StageReport
 from kerastune_ft.training.stages import Stage, StageOutcome
 
-__all__ = ["FALLBACK_C", "LinearProbeStage"]
+__all__ = ["FALLBACK_C", "LinearProbeStage", "probe_refusal"]
 
 # C when a class has one training example (no stratified split can hold it).
 FALLBACK_C = 1.0
@@ -188,6 +188,31 @@ def _l2_arguments():
     if "use_legacy_attributes" in defaults:
         arguments["use_legacy_attributes"] = False
     return arguments
+
+
+def probe_refusal(model):
+    """Why `LinearProbeStage` cannot fit `model`'s head, or `None` when it can.
+
+    Args:
+        model: a model.
+
+    Returns:
+        The refusal message (a string), or `None`.
+
+    Example:
+
+    >>> import kerastune_ft as kft
+    >>> from kerastune_ft.training.probe import probe_refusal
+    >>> model = kft.build_image_classifier(
+    ...     "mobilenet_v2", 3, weights=None, input_shape=(32, 32, 3))
+    >>> probe_refusal(model) is None
+    True
+    """
+    try:
+        _output_dense(model)
+    except ValueError as error:
+        return str(error)
+    return None
 
 
 def _output_dense(model):

@@ -62,6 +62,9 @@ class FineTuneResult:
             there; the model holds the last epoch with finite weights that
             was best (`best_epoch`), or the weights it started with when
             there was none (`best_epoch` is `None`). Never NaN weights.
+        regime: the `kft.training.Regime`: the recipe `fine_tune` used for
+            the head stage (gradient epochs, linear probe, contrastive) and
+            why; `None` when the stages were run by hand.
 
     Example:
 
@@ -81,6 +84,7 @@ class FineTuneResult:
     monitor: str
     restored_best: bool = True
     diverged: bool = False
+    regime: object = None
 
     @property
     def epochs_run(self):
@@ -91,6 +95,8 @@ class FineTuneResult:
         lines = [
             f"FineTuneResult: {self.epochs_run} epochs in {len(self.stages)} stage(s)"
         ]
+        if self.regime is not None and self.regime.few_shot:
+            lines.append(f"  recipe {self.regime}")
         for s in self.stages:
             lines.append(
                 f"  {s.name}: epochs {s.first_epoch}-{s.last_epoch}, "

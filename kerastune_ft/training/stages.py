@@ -105,6 +105,7 @@ class StageContext:
         chief: whether this process writes files.
         say: a print-like function (silent with `verbose=0`).
         num_stages: how many stages the plan has.
+        regime: the `Regime` `fine_tune` chose, or `None`.
     """
 
     model: keras.Model
@@ -120,6 +121,7 @@ class StageContext:
     chief: bool = True
     say: object = print
     num_stages: int = 1
+    regime: object = None
 
 
 @dataclasses.dataclass

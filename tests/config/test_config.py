@@ -65,6 +65,11 @@ def test_set_keys_pass_through_unchanged():
     }
     assert run.kwargs("model")["label_mode"] == "categorical"
     assert run.kwargs("model")["augmentation"] == "light"
+    raw["training"] = {"recipe": "linear_probe"}
+    raw["data"]["val_split"] = "auto"
+    run = config.config_from_dict(raw)
+    assert run.kwargs("training") == {"recipe": "linear_probe"}
+    assert run.kwargs("data")["val_split"] == "auto"
     raw["evaluation"] = {"tta": ["identity", "flip"]}
     assert config.config_from_dict(raw).kwargs("evaluation") == {
         "tta": ["identity", "flip"]
@@ -175,6 +180,8 @@ def test_overrides_apply_and_are_validated(tmp_path):
         ("seed", -1, "Received: seed=-1"),
         ("data.image_size", [96], r"`data.image_size` must be \[height, width\]"),
         ("data.val_split", 1.2, "Received: data.val_split=1.2"),
+        ("data.val_split", "half", "Received: data.val_split='half'"),
+        ("training.recipe", 3, "`training.recipe` must be a non-empty string"),
         ("data.batch_size", "8", "`data.batch_size` must be an integer"),
         ("data.label_first", True, "`data.label_first` applies to task='text' only"),
         ("model.freeze", True, "Received: model.freeze=True"),

@@ -328,7 +328,7 @@ ROWS_SPEC = [
      {"val_split": 0.6, "test_split": 0.4}, ValueError,
      r"less than 1.*Received: val_split=0\.6, test_split=0\.4"),
     ("split too small for stratification", "texts",
-     lambda t: (WORDS, [0] * 9 + [1]), {}, ValueError,
+     lambda t: (WORDS, [0] * 9 + [1]), {"val_split": 0.2}, ValueError,
      r"Cannot carve a stratified val split.*0=9, 1=1.*`val_split`"),
     ("batch_size zero", "texts", lambda t: (WORDS, [0, 1] * 5),
      {"batch_size": 0}, ValueError, r"Received: batch_size=0"),

@@ -106,6 +106,31 @@ def test_lists_give_string_batches_and_reshuffle():
     assert list(again.examples["val"][0]) == list(data.examples["val"][0])
 
 
+@pytest.mark.parametrize(
+    "per_class, val", [(8, 0), (39, 0), (40, 8), (100, 20)], ids=str
+)
+def test_auto_val_split_holds_out_only_enough_to_validate(per_class, val):
+    texts = _lines(3 * per_class)
+    labels = [i % 3 for i in range(3 * per_class)]
+    data = kft.data.load_texts((texts, labels))  # val_split="auto"
+    if val:
+        assert data.counts["val"] == {"0": val, "1": val, "2": val}
+        assert data.notes == ()
+    else:
+        assert data.val is None and "val" not in data.counts
+        assert data.counts["train"] == {c: per_class for c in "012"}
+        assert f"the rarest class has {per_class} examples" in data.notes[0]
+        assert "note: no validation split (val_split='auto')" in repr(data)
+
+
+def test_auto_val_split_counts_the_rarest_class():
+    labels = [0] * 200 + [1] * 20
+    data = kft.data.load_texts((_lines(220), labels))
+    assert data.val is None and "rarest class has 20 examples" in data.notes[0]
+    data = kft.data.load_texts((_lines(220), labels), val_split=0.2)
+    assert data.counts["val"] == {"0": 40, "1": 4}
+
+
 def test_explicit_class_names_fix_the_order_and_numbers_sort_as_numbers():
     texts = _lines(12)
     data = kft.data.load_texts((texts, ["2", "10", "1"] * 4), val_split=0)

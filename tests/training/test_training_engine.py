@@ -148,7 +148,7 @@ def test_bad_inputs():
     with pytest.raises(TypeError, match="tf.data.Dataset"):
         kft.fine_tune(tiny_classifier(), np.zeros((4, 8, 8, 3)))
     with pytest.raises(ValueError, match="needs `validation_data`"):
-        kft.fine_tune(tiny_classifier(), tiny_data())
+        kft.fine_tune(tiny_classifier(), tiny_data(), monitor="val_loss")
     plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     plain.compile(loss="mse")
     with pytest.raises(ValueError, match="has no backbone"):

@@ -262,9 +262,10 @@ MOBILENET_FILE = "mobilenet_v2_0.35_224_no_top_imagenet.weights.h5"
 
 @pytest.mark.slow
 @pytest.mark.heavy(50)  # seconds, about: the longest start first
-def test_flowers_at_20_per_class_reach_the_issues_linear_probe(shared_dir):
-    # Issue #17: a converged, strongly regularized linear head on cached
-    # features reaches 0.736-0.739 on the 736 validation photos.
+def test_flowers_at_20_per_class_reach_the_issues_goal_with_the_defaults(shared_dir):
+    # Issue #17: "flowers at 20 per class >= 0.74 with the defaults"; a
+    # converged, strongly regularized linear head on cached features reached
+    # 0.736-0.739 there. `fine_tune`'s defaults now pick that probe.
     started = time.perf_counter()
     flowers = shared_dir / "datasets" / "flowers"
     options = {"image_size": (160, 160), "val_split": 0.0, "seed": 0}
@@ -288,15 +289,16 @@ def test_flowers_at_20_per_class_reach_the_issues_linear_probe(shared_dir):
         input_shape=(160, 160, 3),
         seed=0,
     )
-    stage = kft.training.LinearProbeStage()
-    result = engine.run_stages(_context(model, few.train, val), [stage])
+    result = kft.fine_tune(model, few.train, val, seed=0, verbose=0)
     accuracy = model.evaluate(val, verbose=0, return_dict=True)["accuracy"]
     print(
-        f"flowers, {FLOWERS_PER_CLASS} per class, linear probe: val_accuracy "
-        f"{accuracy:.4f}, C={stage.chosen_C:.4g}, "
-        f"{time.perf_counter() - started:.1f}s (stage {result.stages[0].seconds}s)"
+        f"flowers, {FLOWERS_PER_CLASS} per class, defaults ({result.regime.recipe}): "
+        f"val_accuracy {accuracy:.4f}, {time.perf_counter() - started:.1f}s "
+        f"(stage {result.stages[0].seconds}s)"
     )
+    assert result.regime.recipe == "linear_probe"
+    assert result.regime.smallest_class == FLOWERS_PER_CLASS
     # The head on cached features and the full model agree (up to one photo
     # whose top two probabilities tie within float32 rounding).
     assert result.history["val_accuracy"][0] == pytest.approx(accuracy, abs=1.5e-3)
-    assert accuracy >= 0.72
+    assert accuracy >= 0.74
