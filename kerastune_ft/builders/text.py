@@ -5,9 +5,7 @@ attached, so it takes raw strings in `fit`, `evaluate` and `predict`, and it
 reloads from `.keras` with `safe_mode=True`.
 """
 
-import json
 import math
-import pathlib
 
 import keras
 import keras_hub
@@ -36,7 +34,6 @@ __all__ = [
     "TransferTextClassifier",
     "build_text_classifier",
     "choose_sequence_length",
-    "sentence_embedding_pooling",
     "token_counts",
 ]
 
@@ -241,6 +238,28 @@ class TransferTextClassifier(TransferClassifierMixin, keras_hub.models.TextClass
     def _pool(self, inputs, features):
         mask = inputs.get("padding_mask") if isinstance(inputs, dict) else None
         return self.pooling(features, mask)
+
+    def set_pooling(self, pooling):
+        """Switches how the token features become one vector (no weights).
+
+        `kft.training.ContrastiveStage` tunes the backbone for one pooling
+        (the sentence embedding, `"normalized_mean"`) and sets it here. The
+        config, so a `.keras` reload, keeps the new pooling.
+
+        Args:
+            pooling: `"pooled"`, `"cls"`, `"mean"` or `"normalized_mean"`.
+
+        Returns:
+            The model, changed in place.
+        """
+        check_choice("pooling", pooling, _POOLING[1:])
+        mode = _resolve_pooling(self.backbone, pooling)
+        self.pooling.mode = mode.replace("normalized_", "")
+        self.pooling.normalize = mode.startswith("normalized_")
+        self.pooling_mode = pooling
+        # The compiled functions traced the old pooling.
+        self.train_function = self.test_function = self.predict_function = None
+        return self
 
     def feature_extractor(self, augment=False):
         """A new model from the token dict to the head's input (shared weights).
@@ -501,8 +520,7 @@ def build_text_classifier(
             binary cross-entropy) instead of one class per text.
             Defaults to `False`.
         pooling: `"auto"`, `"pooled"`, `"cls"` or `"mean"`; see
-            `TransferTextClassifier`; `"auto"` on a sentence-transformers
-            folder: `sentence_embedding_pooling`. Defaults to `"auto"`.
+            `TransferTextClassifier`. Defaults to `"auto"`.
         preprocessor: a `keras_hub.models.TextClassifierPreprocessor` for a
             backbone instance; ignored for string backbones. Defaults to
             `None`.
@@ -570,10 +588,6 @@ def build_text_classifier(
     )
     preprocessor.sequence_length = chosen
 
-    chosen_pooling = pooling
-    if pooling == "auto" and isinstance(backbone, str):
-        # Passed resolved, so that the config (and a `.keras` reload) keeps it.
-        chosen_pooling = sentence_embedding_pooling(backbone) or pooling
     model = TransferTextClassifier(
         backbone=model_backbone,
         num_classes=num_classes,
@@ -583,7 +597,7 @@ def build_text_classifier(
         l1=l1,
         l2=l2,
         multi_label=multi_label,
-        pooling=chosen_pooling,
+        pooling=pooling,
         compile=False,
     )
     model.sequence_length_choice = reason
@@ -593,50 +607,12 @@ def build_text_classifier(
         split = _transformer_units(model_backbone)
         names, units = split.names, split.units
         frozen = names[: model.frozen_units]
-        print(f"kerastune_ft: sequence_length {reason}; pooling {chosen_pooling!r}")
+        print(f"kerastune_ft: sequence_length {reason}; pooling {pooling!r}")
         print(
             f"kerastune_ft: frozen units {frozen or 'none'} of {len(units)}; "
             f"trainable parameters {count_params(model.trainable_weights):,}"
         )
     return model
-
-
-def sentence_embedding_pooling(backbone):
-    """The pooling a sentence-transformers model folder declares, else `None`.
-
-    A sentence-transformers folder (`modules.json`: `Pooling`, maybe
-    `Normalize`) names the embedding its model was trained to give; on
-    all-MiniLM-L6-v2 a few-shot head learns nothing on `"pooled"` features
-    (`benchmarks/RESULTS.md`, issue #17).
-
-    Args:
-        backbone: a backbone string as `kft.build_text_classifier` takes it
-            (an alias or a directory; handles and presets give `None`).
-
-    Returns:
-        `"normalized_mean"` (mean, then `Normalize`), `"mean"`, `"cls"`, or
-        `None` (not a local sentence-transformers folder of those).
-
-    Example:
-
-    >>> import kerastune_ft as kft
-    >>> kft.builders.text.sentence_embedding_pooling("bert_tiny_en_uncased") is None
-    True
-    """
-    from kerastune_ft.backbones.text import resolve_text_backbone
-
-    folder = pathlib.Path(resolve_text_backbone(backbone))
-    try:  # a missing or unreadable folder is not a sentence-transformers one
-        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
-        types = {str(m.get("type", "")).rsplit(".", 1)[-1]: m for m in modules}
-        path = folder / types["Pooling"].get("path", "") / "config.json"
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, TypeError, AttributeError, KeyError):
-        return None
-    normalized = "Normalize" in types
-    if config.get("pooling_mode_mean_tokens"):
-        return "normalized_mean" if normalized else "mean"
-    return "cls" if config.get("pooling_mode_cls_token") else None
 
 
 def _check_sequence_length(sequence_length):

@@ -27,10 +27,13 @@ from kerastune_ft.training.results import StageReport
 from kerastune_ft.training.schedules import make_schedule
 from kerastune_ft.training.stages import Stage, StageOutcome
 
-__all__ = ["SAMPLING", "ContrastiveStage", "Pairs", "sample_pairs"]
+__all__ = ["POOLINGS", "SAMPLING", "ContrastiveStage", "Pairs", "sample_pairs"]
 
 SAMPLING = ("oversampling", "undersampling", "unique")
 """The `sampling=` values: how many positive and negative pairs to keep."""
+
+POOLINGS = ("normalized_mean", "mean", "cls", "pooled")
+"""The `pooling=` values (`TransferTextClassifier.set_pooling`)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,9 +134,11 @@ class ContrastiveStage(Stage):
     linear warmup over 10% of the steps, then linear decay.
 
     The head is not trained: follow with a `LinearProbeStage`, which fits it
-    on the new embeddings. The model's pooling should be the backbone's own
-    sentence embedding (`"normalized_mean"` for all-MiniLM-L6-v2, which
-    `kft.build_text_classifier(pooling="auto")` reads from its folder). The
+    on the new embeddings. The stage first sets the model's pooling to
+    `pooling` (`model.set_pooling`, kept by `.keras` reloads): the
+    L2-normalised mean of the tokens, the sentence embedding that
+    sentence-transformers models such as all-MiniLM-L6-v2 were trained to
+    give (on their pooled output a few-shot head learns nothing). The
     stage logs one epoch: the model's compiled loss and metrics after it
     (the head as it was) on the training and validation data. The run's
     best-epoch tracker is told about that epoch without its monitored
@@ -164,6 +169,9 @@ class ContrastiveStage(Stage):
             `max_pairs` or `iterations` on more data.
         seed: pairs and their order. Defaults to `None`: the run's seed
             (`fine_tune(seed=...)`), else `0`.
+        pooling: the model's pooling during and after the stage: `"mean"`,
+            `"normalized_mean"`, `"cls"` or `"pooled"`. Defaults to
+            `"normalized_mean"`.
         losses: after `run`, the mean contrastive loss of each epoch.
 
     Example:
@@ -203,6 +211,7 @@ class ContrastiveStage(Stage):
     iterations: int | None = None
     max_pairs: int | None = None
     seed: int | None = None
+    pooling: str = "normalized_mean"
 
     # Set by `run`; not a dataclass field (not part of `describe()`).
     losses = None
@@ -214,6 +223,7 @@ class ContrastiveStage(Stage):
         check_number("weight_decay", self.weight_decay, low=0)
         check_number("warmup", self.warmup, low=0, high=1, high_inclusive=False)
         check_choice("sampling", self.sampling, SAMPLING)
+        check_choice("pooling", self.pooling, POOLINGS)
         for name in ("iterations", "max_pairs", "seed"):
             value = getattr(self, name)
             if value is not None:
@@ -236,6 +246,8 @@ class ContrastiveStage(Stage):
         started = time.perf_counter()
         model, settings = context.model, context.settings
         _check_model(model, context.strategy)
+        if model.pooling_mode != self.pooling:
+            model.set_pooling(self.pooling)
         texts, labels = _examples(context.train, model)
         seed = self.seed if self.seed is not None else (settings.seed or 0)
         pairs = sample_pairs(

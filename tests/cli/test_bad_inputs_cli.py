@@ -41,7 +41,12 @@ def _config(tmp, source=None, **sections):
     raw = {
         "task": "image",
         "name": "tiny",
-        "data": {"source": str(source), "image_size": [32, 32], "batch_size": 8},
+        "data": {
+            "source": str(source),
+            "image_size": [32, 32],
+            "batch_size": 8,
+            "val_split": 0.25,
+        },
         "model": {
             "backbone": "mobilenet_v2",
             "weights": "none",

@@ -36,7 +36,12 @@ def _image_config(root, **sections):
     raw = {
         "task": "image",
         "name": "tiny",
-        "data": {"source": str(root), "image_size": [32, 32], "batch_size": 8},
+        "data": {
+            "source": str(root),
+            "image_size": [32, 32],
+            "batch_size": 8,
+            "val_split": 0.25,
+        },
         "model": {
             "backbone": "mobilenet_v2",
             "weights": "none",

@@ -7,7 +7,6 @@ the engine's loop, and the refusals name what is expected. One slow test on
 real assets: MiniLM on 8 amazon_cells sentences per class, tested on yelp.
 """
 
-import json
 import time
 
 import keras
@@ -144,47 +143,24 @@ def test_the_plan_with_a_linear_probe_runs_in_the_loop():
     assert evaluated == pytest.approx(result.history["val_loss"][1], abs=1e-5)
 
 
-@pytest.mark.parametrize(
-    "pooling_config, normalize, expected",
-    [
-        ({"pooling_mode_mean_tokens": True}, True, "normalized_mean"),
-        ({"pooling_mode_mean_tokens": True}, False, "mean"),
-        ({"pooling_mode_cls_token": True}, False, "cls"),
-        ({"pooling_mode_max_tokens": True}, False, None),
-        (None, False, None),
-    ],
-    ids=["normalized mean", "mean", "cls", "max", "no pooling module"],
-)
-def test_auto_pooling_follows_a_sentence_transformers_folder(
-    tmp_path, pooling_config, normalize, expected
-):
-    # The stage tunes the embedding the head reads: for a sentence-embedding
-    # model, the one it was trained to give (its folder says which).
-    modules = [
-        {"idx": 0, "path": "", "type": "sentence_transformers.models.Transformer"}
-    ]
-    if pooling_config is not None:
-        modules.append(
-            {
-                "idx": 1,
-                "path": "1_Pooling",
-                "type": "sentence_transformers.models.Pooling",
-            }
-        )
-        (tmp_path / "1_Pooling").mkdir()
-        (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps(pooling_config))
-    if normalize:
-        modules.append(
-            {
-                "idx": 2,
-                "path": "2_Normalize",
-                "type": "sentence_transformers.models.Normalize",
-            }
-        )
-    (tmp_path / "modules.json").write_text(json.dumps(modules))
-    found = kft.builders.text.sentence_embedding_pooling(str(tmp_path))
-    assert found == expected
-    assert kft.builders.text.sentence_embedding_pooling(str(tmp_path / "none")) is None
+def test_the_stage_sets_the_sentence_embedding_pooling_and_it_reloads(tmp_path):
+    model = _text_model(pooling="pooled")
+    before = model.predict(np.array(TEXTS), verbose=0)  # traced with "pooled"
+    assert model.set_pooling("normalized_mean") is model
+    assert (model.pooling.mode, model.pooling.normalize) == ("mean", True)
+    after = model.predict(np.array(TEXTS), verbose=0)
+    assert not np.allclose(before, after)
+    path = tmp_path / "switched.keras"
+    model.save(path)
+    reloaded = keras.saving.load_model(path, safe_mode=True)
+    assert reloaded.get_config()["pooling"] == "normalized_mean"
+    np.testing.assert_allclose(
+        reloaded.predict(np.array(TEXTS), verbose=0), after, atol=1e-5
+    )
+    with pytest.raises(ValueError, match="Received: pooling='max'"):
+        model.set_pooling("max")
+    with pytest.raises(ValueError, match="Received: pooling='max'"):
+        kft.training.ContrastiveStage(pooling="max")
 
 
 def test_a_normalized_mean_model_gives_unit_vectors_and_reloads(tmp_path):

@@ -182,7 +182,9 @@ class StopAfterTwoEpochs(keras.callbacks.Callback):
 
 
 def test_a_plain_keras_tuner_hypermodel_trains_through_fine_tune(tmp_path):
-    ds = tiny_dataset()
+    # 33 examples per class: fine_tune's defaults train gradient epochs (the
+    # few-shot probe, at 32 or fewer, logs one epoch).
+    ds = tiny_dataset(n=99, batch_size=33)
     result = tuning.tune(
         PlainHyperModel(),
         ds,
