@@ -232,10 +232,13 @@ def test_minilm_at_8_per_class_is_far_above_chance(
     )
     texts, labels = np.asarray(texts)[picked], np.asarray(labels)[picked]
     model = kft.build_text_classifier("minilm-l6", 2, train_texts=list(texts), seed=0)
-    # "auto" on a sentence-transformers folder: its mean + L2 normalisation.
+    assert model.pooling_mode == "auto" and model.pooling.mode == "pooled"
+    # fine_tune's defaults: 8 <= 32 per class, so the contrastive recipe, which
+    # switches to the sentence embedding (mean + L2 normalisation).
+    result = kft.fine_tune(model, _dataset(texts, labels, 16), seed=0, verbose=0)
+    assert result.regime.recipe == "contrastive"
+    assert [s.name for s in result.stages] == ["contrastive", "linear probe"]
     assert (model.pooling.mode, model.pooling.normalize) == ("mean", True)
-    plan = [kft.training.ContrastiveStage(), kft.training.LinearProbeStage()]
-    result = engine.run_stages(_context(model, _dataset(texts, labels, 16)), plan)
     yelp_texts, yelp_labels = uci_sentiment["yelp"].examples["train"]
     order = np.random.default_rng(0).permutation(len(yelp_labels))[:YELP_TEST]
     predicted = model.predict(np.asarray(yelp_texts)[order], verbose=0).argmax(-1)
