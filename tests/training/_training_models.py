@@ -46,3 +46,22 @@ def tiny_classifier(augment=False, num_classes=3, dropout=0.0):
 def last_dense(model):
     """The model's output layer (the head's last Dense)."""
     return model.head.layers[-1]
+
+
+def stage_context(model, train, validation=None, messages=None, **settings):
+    """A `StageContext` for running one stage by hand (silent unless
+    `messages`, a list, should collect what the stage says)."""
+    from kerastune_ft.training import stages
+
+    settings = stages.TrainSettings(
+        epochs=1,
+        learning_rate=1e-3,
+        fine_tune_learning_rate=1e-5,
+        weight_decay=0.0,
+        verbose=0,
+        **settings,
+    )
+    say = (lambda *a: None) if messages is None else messages.append
+    return stages.StageContext(
+        model, train, validation, settings, None, [], 0, 0, say=say
+    )

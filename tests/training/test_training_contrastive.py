@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from _tiny import LABELS, TEXTS, tiny_bert_backbone, tiny_bert_preprocessor, tiny_model
+from _training_models import stage_context
 
 import kerastune_ft as kft
-from kerastune_ft.training import contrastive, engine, stages
+from kerastune_ft.training import contrastive, engine
 
 
 def _text_model(pooling="mean", freeze="embeddings"):
@@ -34,21 +35,6 @@ def _dataset(texts=TEXTS, labels=LABELS, batch_size=4):
     return tf.data.Dataset.from_tensor_slices(
         (np.array(texts), np.asarray(labels))
     ).batch(batch_size)
-
-
-def _context(model, train, validation=None, messages=None, **settings):
-    settings = stages.TrainSettings(
-        epochs=1,
-        learning_rate=1e-3,
-        fine_tune_learning_rate=1e-5,
-        weight_decay=0.0,
-        verbose=0,
-        **settings,
-    )
-    say = (lambda *a: None) if messages is None else messages.append
-    return stages.StageContext(
-        model, train, validation, settings, None, [], 0, 0, say=say
-    )
 
 
 def _similarities(model):
@@ -97,7 +83,7 @@ def test_pairs_train_the_whole_backbone_and_same_class_texts_move_closer(tmp_pat
         epochs=4, learning_rate=1e-3, batch_size=8, seed=0
     )
     messages = []
-    outcome = stage.run(_context(model, _dataset(), messages=messages))
+    outcome = stage.run(stage_context(model, _dataset(), messages=messages))
     assert stage.losses[-1] < stage.losses[0], stage.losses
     after_same, after_different = _similarities(model)
     assert after_same - after_different > same - different + 0.1
@@ -128,7 +114,7 @@ def test_the_plan_with_a_linear_probe_runs_in_the_loop():
         kft.training.ContrastiveStage(batch_size=8),
         kft.training.LinearProbeStage(),
     ]
-    result = engine.run_stages(_context(model, train, val), plan)
+    result = engine.run_stages(stage_context(model, train, val), plan)
     # Both stages log the keys `fit` writes (the probe's tests pin them).
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(result.history)
     assert all(len(v) == 2 and None not in v for v in result.history.values())
@@ -195,7 +181,9 @@ def test_a_normalized_mean_model_gives_unit_vectors_and_reloads(tmp_path):
 )
 def test_what_it_cannot_train_is_refused(model, labels, match):
     with pytest.raises(ValueError, match=match):
-        kft.training.ContrastiveStage().run(_context(model(), _dataset(labels=labels)))
+        kft.training.ContrastiveStage().run(
+            stage_context(model(), _dataset(labels=labels))
+        )
 
 
 @pytest.mark.parametrize(

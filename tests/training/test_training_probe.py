@@ -24,13 +24,13 @@ from _tiny import (
     tiny_data,
     tiny_model,
 )
-from _training_models import tiny_backbone
+from _training_models import stage_context, tiny_backbone
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.model_selection import StratifiedKFold
 
 import kerastune_ft as kft
 from kerastune_ft.training import cache as caching
-from kerastune_ft.training import engine, probe, stages
+from kerastune_ft.training import engine, probe
 from kerastune_ft.training.data import CacheSettings
 
 CS = [1e-3, 1e-1, 10.0, 1e3]
@@ -52,21 +52,6 @@ def _classifier(num_classes=3, **kwargs):
 
 def _dataset(x, y, batch_size=16):
     return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
-
-
-def _context(model, train, validation=None, messages=None, **settings):
-    settings = stages.TrainSettings(
-        epochs=1,
-        learning_rate=1e-3,
-        fine_tune_learning_rate=1e-5,
-        weight_decay=0.0,
-        verbose=0,
-        **settings,
-    )
-    say = (lambda *a: None) if messages is None else messages.append
-    return stages.StageContext(
-        model, train, validation, settings, None, [], 0, 0, say=say
-    )
 
 
 def _reference(model, dataset, folds=5, class_weight=None):
@@ -116,7 +101,7 @@ def test_the_written_head_predicts_what_sklearn_predicts(kind):
     model = _classifier(num_classes, **kwargs)
     data = _dataset(x, y)
     stage = kft.training.LinearProbeStage(Cs=CS)
-    stage.run(_context(model, data, class_weight=class_weight))
+    stage.run(stage_context(model, data, class_weight=class_weight))
     expected, chosen = _reference(model, data, class_weight=class_weight)
     assert stage.chosen_C == chosen
     np.testing.assert_allclose(_probabilities(model, data), expected, atol=1e-5)
@@ -128,7 +113,7 @@ def test_a_text_classifier_is_probed_on_preprocessed_tokens():
     )
     data = _dataset(np.array(TEXTS * 3), np.tile(LABELS, 3), batch_size=8)
     stage = kft.training.LinearProbeStage(Cs=CS, folds=3)
-    stage.run(_context(model, data, data))
+    stage.run(stage_context(model, data, data))
     expected, chosen = _reference(model, data, folds=3)
     assert stage.chosen_C == chosen
     np.testing.assert_allclose(_probabilities(model, data), expected, atol=1e-5)
@@ -140,7 +125,7 @@ def test_c_is_chosen_by_cross_validation_on_the_training_data():
     chosen = []
     for labels in (y, noisy):
         stage = kft.training.LinearProbeStage(Cs=CS)
-        stage.run(_context(_classifier(), _dataset(x, labels)))
+        stage.run(stage_context(_classifier(), _dataset(x, labels)))
         chosen.append(stage.chosen_C)
     assert chosen[0] > chosen[1] == min(CS), chosen
 
@@ -149,12 +134,12 @@ def test_folds_are_capped_and_one_example_falls_back_to_a_fixed_c():
     x, y = tiny_arrays(12, 3)
     messages = []
     stage = kft.training.LinearProbeStage(Cs=CS, folds=10)
-    stage.run(_context(_classifier(), _dataset(x, y), messages=messages))
+    stage.run(stage_context(_classifier(), _dataset(x, y), messages=messages))
     assert "4-fold" in messages[-1]  # 4 examples per class
     y[[2, 5, 8]] = [0, 1, 0]  # class 2 keeps one example (index 11)
     messages.clear()
     stage = kft.training.LinearProbeStage(Cs=CS)
-    stage.run(_context(_classifier(), _dataset(x, y), messages=messages))
+    stage.run(stage_context(_classifier(), _dataset(x, y), messages=messages))
     assert stage.chosen_C == probe.FALLBACK_C
     assert any(f"C={probe.FALLBACK_C}" in m for m in messages), messages
 
@@ -163,7 +148,9 @@ def test_history_has_the_keys_fit_writes_and_the_report_says_what_was_cached():
     x, y = tiny_arrays(48, 3)
     train, val = _dataset(x, y), _dataset(*tiny_arrays(30, 3, seed=1))
     fitted = kft.fine_tune(_classifier(), train, val, epochs=1, verbose=0)
-    outcome = kft.training.LinearProbeStage().run(_context(_classifier(), train, val))
+    outcome = kft.training.LinearProbeStage().run(
+        stage_context(_classifier(), train, val)
+    )
     assert set(outcome.history) == set(fitted.history)
     assert all(len(v) == 1 for v in outcome.history.values())
     report = outcome.report
@@ -174,7 +161,7 @@ def test_history_has_the_keys_fit_writes_and_the_report_says_what_was_cached():
     )
     assert (report.cached, report.learning_rate) == ("train+val", 0.0)
     assert report.trainable_params == 6 * 3 + 3  # 6 features, 3 classes
-    alone = kft.training.LinearProbeStage().run(_context(_classifier(), train))
+    alone = kft.training.LinearProbeStage().run(stage_context(_classifier(), train))
     assert alone.report.cached == "train"
     assert not any(k.startswith("val_") for k in alone.history)
 
@@ -182,7 +169,7 @@ def test_history_has_the_keys_fit_writes_and_the_report_says_what_was_cached():
 def test_the_loop_runs_it_after_a_head_stage_and_the_tracker_gets_the_epoch():
     model = _classifier()
     data = tiny_data()
-    context = _context(model, data, data)
+    context = stage_context(model, data, data)
     plan = [kft.training.HeadStage(epochs=2), kft.training.LinearProbeStage(Cs=CS)]
     result = engine.run_stages(context, plan)
     assert [s.name for s in result.stages] == ["head", "linear probe"]
@@ -201,7 +188,7 @@ def test_a_feature_cache_in_the_settings_is_shared_with_fine_tune():
     feature_cache = kft.training.FeatureCache()
     cache = CacheSettings(feature_cache=feature_cache, seed=0)
     model = _classifier()
-    kft.training.LinearProbeStage().run(_context(model, data, data, cache=cache))
+    kft.training.LinearProbeStage().run(stage_context(model, data, data, cache=cache))
     assert (feature_cache.misses, feature_cache.hits) == (1, 1)  # train is val
     kft.fine_tune(
         model, data, data, epochs=1, feature_cache=feature_cache, seed=0, verbose=0
@@ -212,7 +199,7 @@ def test_a_feature_cache_in_the_settings_is_shared_with_fine_tune():
 def test_the_written_model_reloads_with_safe_mode(tmp_path):
     model = _classifier(dropout=0.2)
     data = tiny_data()
-    kft.training.LinearProbeStage().run(_context(model, data))
+    kft.training.LinearProbeStage().run(stage_context(model, data))
     path = tmp_path / "probe.keras"
     model.save(path)
     reloaded = keras.saving.load_model(path, safe_mode=True)
@@ -232,13 +219,15 @@ def test_the_written_model_reloads_with_safe_mode(tmp_path):
 )
 def test_what_a_linear_probe_cannot_fit_is_refused(model, match):
     with pytest.raises(ValueError, match=match):
-        kft.training.LinearProbeStage().run(_context(model(), tiny_data()))
+        kft.training.LinearProbeStage().run(stage_context(model(), tiny_data()))
 
 
 def test_a_class_without_training_examples_is_refused():
     x, y = tiny_arrays(48, 3)
     with pytest.raises(ValueError, match=r"no training example of class\(es\) \[3\]"):
-        kft.training.LinearProbeStage().run(_context(_classifier(4), _dataset(x, y)))
+        kft.training.LinearProbeStage().run(
+            stage_context(_classifier(4), _dataset(x, y))
+        )
 
 
 @pytest.mark.parametrize(
