@@ -238,3 +238,16 @@ def test_minilm_at_8_per_class_is_far_above_chance(
             f"(stages {[s.seconds for s in result.stages]})"
         )
     assert accuracy >= 0.66  # measured 0.730 (seeded); the defaults: 0.50-0.60
+
+
+def test_the_same_seed_gives_the_same_few_shot_run():
+    # fine_tune's defaults at 4 texts per class: contrastive, then the probe.
+    weights = []
+    for _ in range(2):
+        keras.utils.set_random_seed(0)  # the same initial weights
+        model = _text_model()
+        result = kft.fine_tune(model, _dataset(TEXTS, LABELS, 4), seed=3, verbose=0)
+        assert result.regime.recipe == "contrastive"
+        weights.append(model.get_weights())
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_array_equal(a, b)
