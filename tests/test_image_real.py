@@ -57,7 +57,12 @@ def _mobilenet_recipe(shared_dir, flowers, weights):
     )
     assert result.stages[0].cached == "train+val"
     assert result.epochs_run == 5
-    return model.evaluate(val, verbose=0, return_dict=True)["accuracy"]
+    accuracy = model.evaluate(val, verbose=0, return_dict=True)["accuracy"]
+    # The head's last val_accuracy (cached features) is the full model's:
+    # a mismatch says the cached path and the model disagree.
+    cached = result.history["val_accuracy"][-1]
+    assert abs(accuracy - cached) < 0.02, (weights, result.history)
+    return accuracy, result.history["val_accuracy"]
 
 
 @pytest.mark.slow
@@ -66,14 +71,16 @@ def test_pretrained_mobilenet_v2_learns_flowers_and_random_does_not(
     shared_dir, flowers
 ):
     # One test for the comparison, so that one worker decodes the photos.
-    pretrained = _mobilenet_recipe(shared_dir, flowers, "file")
-    random = _mobilenet_recipe(shared_dir, flowers, None)
+    pretrained, pretrained_curve = _mobilenet_recipe(shared_dir, flowers, "file")
+    random, random_curve = _mobilenet_recipe(shared_dir, flowers, None)
     print(
         f"MobileNetV2 0.35, frozen, 5 epochs: val_accuracy pretrained "
         f"{pretrained:.3f}, random {random:.3f}"
     )
-    assert pretrained >= 0.80
-    assert random < 0.55
+    # The curves say more than one figure if this ever fails again (CI of
+    # stop 22: pretrained 0.326, random 0.245, not reproduced in 3 runs here).
+    assert pretrained >= 0.80, pretrained_curve
+    assert random < 0.55, random_curve
 
 
 @pytest.mark.slow
@@ -123,8 +130,11 @@ def test_keras_hub_timm_preset_backbone(shared_dir, flowers, tmp_path):
         )
         return np.concatenate(xs), np.concatenate(ys)
 
-    x_train, y_train = embed(train.take(20))
-    x_val, y_val = embed(val.unbatch().shuffle(736, seed=0).batch(32).take(12))
+    # EfficientNet-Lite0 on one CPU thread costs ~20 ms an image, whatever
+    # the way it is called: 320 + 256 images (measured 0.841 on 384 val
+    # images with 320 training images, 0.826 with 640).
+    x_train, y_train = embed(train.take(10))
+    x_val, y_val = embed(val.unbatch().shuffle(736, seed=0).batch(32).take(8))
     probe = LogisticRegression(max_iter=2000).fit(x_train, y_train)
     accuracy = probe.score(x_val, y_val)
     print(

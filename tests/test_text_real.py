@@ -17,13 +17,13 @@ import kerastune_ft as kft
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.heavy(300)  # seconds, about: the longest start first
+@pytest.mark.heavy(240)  # seconds, about: the longest start first
 def test_minilm_learns_amazon_and_transfers_to_yelp_and_imdb(
     uci_sentiment, minilm_available, capsys, tmp_path
 ):
     """One MiniLM run proves the builder, kft.evaluate and the report on real text.
 
-    Builder defaults, 4 epochs on 800 amazon_cells sentences; evaluated on
+    Builder defaults, 2 epochs on 800 amazon_cells sentences; evaluated on
     the 200 held-out amazon_cells sentences and on the whole yelp and imdb
     files (other domains, never trained on).
     """
@@ -40,7 +40,10 @@ def test_minilm_learns_amazon_and_transfers_to_yelp_and_imdb(
     assert all(
         r["trainable"] for r in rows if r["name"].startswith("transformer_layer")
     )
-    history = model.fit(amazon.train, validation_data=amazon.val, epochs=4, verbose=0)
+    # 2 epochs (measured, seed 0: amazon_cells/yelp/imdb 0.910/0.902/0.857
+    # after 1, 0.910/0.895/0.893 after 2; 4 epochs gave 0.925/0.906/0.861
+    # in twice the time). Full-size runs with other recipes: benchmarks/.
+    history = model.fit(amazon.train, validation_data=amazon.val, epochs=2, verbose=0)
     seconds = time.time() - start
 
     domains = {

@@ -1,4 +1,5 @@
-"""The same seed gives the same run: in one process and in two fresh ones.
+"""The same seed gives the same run: in one process, and in a fresh process
+(another interpreter, with another string-hash seed) as in this one.
 
 Augmented views (the model's RandomFlip augmentation, cached several times)
 and dropout in the head are in play, so every random source fine_tune
@@ -78,21 +79,22 @@ def test_seed_governs_augmentation_and_dropout_of_identical_models():
 
 
 @pytest.mark.slow
-@pytest.mark.heavy(50)  # seconds, about: the longest start first
-def test_same_seed_same_history_in_two_fresh_processes():
+def test_same_seed_same_history_in_a_fresh_process_and_this_one():
+    # Two processes: a fresh one, and this one, which has already built and
+    # trained other models (layer-name counters, traced functions, random
+    # states advanced): neither fresh nor used state may change the run.
+    # Different hash seeds (this process's is random unless set): nothing may
+    # depend on Python's string hashing.
+    hash_seed = "2" if os.environ.get("PYTHONHASHSEED") == "1" else "1"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    # Different hash seeds: nothing may depend on Python's string hashing.
-    histories = []
-    for hash_seed in ("1", "2"):
-        proc = subprocess.run(
-            [sys.executable, "-c", SCRIPT],
-            env={**env, "PYTHONHASHSEED": hash_seed},
-            capture_output=True,
-            text=True,
-            timeout=240,
-        )
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        line = [x for x in proc.stdout.splitlines() if x.startswith("HISTORY ")][-1]
-        histories.append(json.loads(line[len("HISTORY ") :]))
-    assert histories[0] == histories[1]
-    assert histories[0] == seeded_run()
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        env={**env, "PYTHONHASHSEED": hash_seed},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = [x for x in proc.stdout.splitlines() if x.startswith("HISTORY ")][-1]
+    fresh = json.loads(line[len("HISTORY ") :])
+    assert fresh == seeded_run()

@@ -1,12 +1,16 @@
 """A run killed with SIGKILL and resumed ends on the same best weights.
 
-Each case trains a tiny model in a subprocess with `checkpoint_dir`, kills it
-(in the middle of an epoch, while a backup is being written, in stage 2),
-resumes it in a fresh subprocess with the same arguments, and compares with
-an uninterrupted run: the same best epoch, and a final model that evaluates
-to that epoch's `val_loss`. A constant, high learning rate and validation
-labels a third of which are wrong make the best epoch an early one (epoch 2
-of 6), so restoring any later epoch's weights shows.
+One two-stage run of a tiny model trains in a subprocess with
+`checkpoint_dir` and is killed three times (while the best epoch's backup is
+being written, in the middle of an epoch of stage 2 after its best epoch,
+while a weights file is being written), each fresh subprocess resuming where
+the last one died; a last one finishes it. Compared with an uninterrupted
+run: the same history epoch by epoch (no epoch lost or repeated), the same
+best epoch, and a final model that evaluates to that epoch's `val_loss`. A
+slow head stage, then a fast unfreezing stage (a constant, high learning
+rate) against validation labels a third of which are wrong, make the best
+epoch an early one of stage 2 (epoch 4 of 7), so restoring any later
+epoch's weights shows.
 """
 
 import json
@@ -27,19 +31,18 @@ import kerastune_ft as kft
 HERE = pathlib.Path(__file__).resolve().parent
 TESTS = [str(HERE), str(HERE.parent)]
 # Uncached and unshuffled: a resumed run repeats the same batches, so it can
-# be compared with the uninterrupted one epoch by epoch.
+# be compared with the uninterrupted one epoch by epoch. Two stages whose best
+# epoch is the second of stage 2 (epoch 4 of 7): a slow head stage, then a
+# fast unfreezing one.
 TRAIN_KW = {
-    "epochs": 6,
-    "learning_rate": 1.0,
+    "epochs": 2,
+    "learning_rate": 0.01,
     "schedule": "constant",
     "patience": 6,
     "cache_features": False,
     "verbose": 0,
     "seed": 0,
 }
-# Two stages whose best epoch is the second of stage 2 (epoch 4 of 7): a slow
-# head stage, then a fast unfreezing one.
-STAGE_2_KW = {**TRAIN_KW, "epochs": 2, "learning_rate": 0.01}
 STAGE_2 = {"top": 1, "learning_rate": 1.0, "epochs": 5}
 
 
@@ -124,6 +127,7 @@ print("RESULT", json.dumps({{
     "best_val_loss": result.best_metrics.get("val_loss"),
     "evaluated": model.evaluate(val, verbose=0, return_dict=True)["loss"],
     "epochs_run": result.epochs_run,
+    "history": result.history,
 }}))
 """
 
@@ -157,44 +161,40 @@ def _reference(kw, unfreeze=None):
     return result, evaluated
 
 
-def _check_resumed(tmp_path, kw, unfreeze, kills):
-    result, evaluated = _reference(kw, unfreeze)
-    # The setting this test relies on: an early best epoch, later ones worse.
-    assert result.best_epoch < result.epochs_run - 1
+@pytest.mark.slow
+@pytest.mark.heavy(65)  # seconds, about: the longest start first
+def test_run_killed_three_times_resumes_to_the_best_epoch(tmp_path):
+    # Each process resumes where the previous one was killed (one subprocess
+    # per kill keeps this test fast: each pays TensorFlow's import).
+    kills = [
+        # While writing the best-epoch state of epoch 4 (the best epoch, the
+        # 4th backup): epoch 4 is trained again from epoch 3's backup.
+        {"at": "best_state", "call": 4},
+        # In the middle of epoch 6 (stage 2's fourth), after stage 2's best.
+        {"at": "batch", "epoch": 6, "batch": 1},
+        # While writing the weights of the second backup after resuming
+        # (epoch 7's): half a weights file.
+        {"at": "save_weights", "call": 2},
+    ]
+    result, evaluated = _reference(TRAIN_KW, STAGE_2)
+    # The setting this test relies on: an early best epoch of stage 2, later
+    # ones worse.
+    assert len(result.stages) == 2 and result.epochs_run == 7
+    assert result.best_epoch == 4, result.history
     assert evaluated == pytest.approx(result.best_metrics["val_loss"], abs=1e-4)
-    config = {"ckpt": str(tmp_path / "ckpt"), "unfreeze": unfreeze, "kw": kw}
+    config = {"ckpt": str(tmp_path / "ckpt"), "unfreeze": STAGE_2, "kw": TRAIN_KW}
     for kill in kills:
         killed = _run(tmp_path, {**config, "kill": kill})
         assert killed.returncode == -signal.SIGKILL, (kill, killed.stderr[-3000:])
     resumed = _result(_run(tmp_path, config))
+    # No epoch lost (nor repeated): every epoch's metrics, as uninterrupted.
     assert resumed["epochs_run"] == result.epochs_run
+    assert resumed["history"].keys() == result.history.keys()
+    for key, values in result.history.items():
+        assert len(resumed["history"][key]) == len(values) == 7, key
+        assert resumed["history"][key] == pytest.approx(values, abs=1e-4), key
     assert resumed["best_epoch"] == result.best_epoch
     assert resumed["evaluated"] == pytest.approx(resumed["best_val_loss"], abs=1e-4)
     assert resumed["best_val_loss"] == pytest.approx(
         result.best_metrics["val_loss"], abs=1e-4
     )
-
-
-@pytest.mark.slow
-@pytest.mark.heavy(70)  # seconds, about: the longest start first
-def test_run_killed_three_times_resumes_to_the_best_epoch(tmp_path):
-    # Each process resumes where the previous one was killed (one subprocess
-    # per kill keeps this test fast: each pays TensorFlow's import).
-    kills = [
-        # While writing the best-epoch state of epoch 2 (the best epoch):
-        # epoch 2 is trained again from epoch 1's backup.
-        {"at": "best_state", "call": 2},
-        # In the middle of epoch 4, long after the best epoch.
-        {"at": "batch", "epoch": 4, "batch": 1},
-        # While writing the weights of the second backup after resuming
-        # (epoch 5's): half a weights file.
-        {"at": "save_weights", "call": 2},
-    ]
-    _check_resumed(tmp_path, TRAIN_KW, None, kills)
-
-
-@pytest.mark.slow
-def test_run_killed_in_stage_2_resumes_to_the_best_epoch(tmp_path):
-    # Killed in epoch 6 (stage 2's fourth), after stage 2's best epoch.
-    kills = [{"at": "batch", "epoch": 6, "batch": 1}]
-    _check_resumed(tmp_path, STAGE_2_KW, STAGE_2, kills)
