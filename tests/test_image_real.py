@@ -17,8 +17,7 @@ IMAGE_SIZE = (160, 160)
 MOBILENET_FILE = "mobilenet_v2_0.35_224_no_top_imagenet.weights.h5"
 
 
-@pytest.fixture(scope="module")
-def flowers(shared_dir):
+def _flowers(shared_dir):
     root = shared_dir / "datasets" / "flowers"
     common = {"image_size": IMAGE_SIZE, "label_mode": "int", "batch_size": 32}
     train = keras.utils.image_dataset_from_directory(
@@ -27,6 +26,13 @@ def flowers(shared_dir):
     val = keras.utils.image_dataset_from_directory(
         root / "val", shuffle=False, verbose=False, **common
     )
+    return train, val
+
+
+@pytest.fixture
+def flowers(shared_dir):
+    """Decoded once for the two MobileNetV2 runs of the same test."""
+    train, val = _flowers(shared_dir)
     return train.cache(), val.cache()
 
 
@@ -108,7 +114,7 @@ def test_imagenet_weights_offline_from_kft_weights_dir(shared_dir, monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.heavy(100)  # seconds, about: the longest start first
-def test_keras_hub_timm_preset_backbone(shared_dir, flowers, tmp_path):
+def test_keras_hub_timm_preset_backbone(shared_dir, tmp_path):
     preset = shared_dir / "weights" / "efficientnet_lite0_timm_format"
     model = kft.build_image_classifier(str(preset), 5, input_shape=(*IMAGE_SIZE, 3))
     # The preset declares mean=std~0.5: 0-255 pixels must map to [-1, 1].
@@ -121,7 +127,9 @@ def test_keras_hub_timm_preset_backbone(shared_dir, flowers, tmp_path):
     # features of part of the data (one forward pass per image).
     from sklearn.linear_model import LogisticRegression
 
-    train, val = flowers
+    # Its own uncached datasets: it reads only part of them, and the cached
+    # `flowers` of the MobileNetV2 proof are read whole by that test alone.
+    train, val = _flowers(shared_dir)
     features = keras.Model(model.input, model.get_layer("pooling").output)
 
     def embed(dataset):
