@@ -186,6 +186,14 @@ class GradientStage(Stage):
         """Maximum epochs of this run of the stage."""
         return self.epochs
 
+    def trains(self, model):
+        """What the stage trains, in words (its name, unless the head stage
+        also trains backbone layers, as a text model's default does)."""
+        backbone = getattr(model, "backbone", None)
+        if self.name == "head" and backbone is not None and backbone.trainable_weights:
+            return "head + the backbone's trainable layers"
+        return self.name
+
     def stage_patience(self, context, epochs):
         """Early-stopping patience of this run of the stage."""
         return context.settings.patience
@@ -196,8 +204,8 @@ class GradientStage(Stage):
         self.prepare_model(model)
         trainable = freezing.count_params(model.trainable_weights)
         context.say(
-            f"Stage {context.index + 1}/{context.num_stages} ({self.name}): {trainable:,} trainable "
-            f"parameters, learning rate {self.learning_rate:g}"
+            f"Stage {context.index + 1}/{context.num_stages} ({self.trains(model)}): "
+            f"{trainable:,} trainable parameters, learning rate {self.learning_rate:g}"
         )
         data = prepare_data(
             model, context.train, context.validation_data, settings.cache, context.say

@@ -111,7 +111,14 @@ def test_verbose_zero_is_silent_and_one_reports_stages(capsys):
     assert capsys.readouterr().out == ""
     kft.fine_tune(tiny_classifier(), tiny_data(), tiny_data(), epochs=1, verbose=2)
     out = capsys.readouterr().out
-    assert "Stage 1/1 (head)" in out and "Cached frozen features" in out
+    assert "Stage 1/1 (head):" in out and "Cached frozen features" in out
+    # A head stage whose backbone trains too (a text model's default) says so.
+    model = tiny_classifier()
+    model.freeze("none")
+    kft.fine_tune(model, tiny_data(), tiny_data(), epochs=1, verbose=2)
+    assert "Stage 1/1 (head + the backbone's trainable layers):" in (
+        capsys.readouterr().out
+    )
 
 
 def test_unfreeze_for_plain_fit_users():
