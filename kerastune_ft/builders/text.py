@@ -30,6 +30,7 @@ from kerastune_ft.freezing import (
 )
 
 __all__ = [
+    "TEXT_POOLINGS",
     "TokenPooling",
     "TransferTextClassifier",
     "build_text_classifier",
@@ -37,7 +38,9 @@ __all__ = [
     "token_counts",
 ]
 
-_POOLING = ("auto", "pooled", "cls", "mean", "normalized_mean")
+TEXT_POOLINGS = ("pooled", "cls", "mean", "normalized_mean")
+"""How token features become one vector (`pooling=`, besides `"auto"`)."""
+_POOLING = ("auto", *TEXT_POOLINGS)
 AUTO_SEQUENCE_FALLBACK = 128
 
 
@@ -252,7 +255,7 @@ class TransferTextClassifier(TransferClassifierMixin, keras_hub.models.TextClass
         Returns:
             The model, changed in place.
         """
-        check_choice("pooling", pooling, _POOLING[1:])
+        check_choice("pooling", pooling, TEXT_POOLINGS)
         mode = _resolve_pooling(self.backbone, pooling)
         self.pooling.mode = mode.replace("normalized_", "")
         self.pooling.normalize = mode.startswith("normalized_")

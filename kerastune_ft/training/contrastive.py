@@ -22,18 +22,15 @@ import tensorflow as tf
 from kerastune_ft import freezing
 from kerastune_ft._validation import check_choice, check_number
 from kerastune_ft.builders.head import make_adamw
-from kerastune_ft.builders.text import TransferTextClassifier
+from kerastune_ft.builders.text import TEXT_POOLINGS, TransferTextClassifier
 from kerastune_ft.training.results import StageReport
 from kerastune_ft.training.schedules import make_schedule
 from kerastune_ft.training.stages import Stage, StageOutcome
 
-__all__ = ["POOLINGS", "SAMPLING", "ContrastiveStage", "Pairs", "sample_pairs"]
+__all__ = ["SAMPLING", "ContrastiveStage", "Pairs", "sample_pairs"]
 
 SAMPLING = ("oversampling", "undersampling", "unique")
 """The `sampling=` values: how many positive and negative pairs to keep."""
-
-POOLINGS = ("normalized_mean", "mean", "cls", "pooled")
-"""The `pooling=` values (`TransferTextClassifier.set_pooling`)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,7 +220,7 @@ class ContrastiveStage(Stage):
         check_number("weight_decay", self.weight_decay, low=0)
         check_number("warmup", self.warmup, low=0, high=1, high_inclusive=False)
         check_choice("sampling", self.sampling, SAMPLING)
-        check_choice("pooling", self.pooling, POOLINGS)
+        check_choice("pooling", self.pooling, TEXT_POOLINGS)
         for name in ("iterations", "max_pairs", "seed"):
             value = getattr(self, name)
             if value is not None:

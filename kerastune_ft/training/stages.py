@@ -187,11 +187,7 @@ class GradientStage(Stage):
         return self.epochs
 
     def trains(self, model):
-        """What the stage trains, in words (its name, unless the head stage
-        also trains backbone layers, as a text model's default does)."""
-        backbone = getattr(model, "backbone", None)
-        if self.name == "head" and backbone is not None and backbone.trainable_weights:
-            return "head + the backbone's trainable layers"
+        """What the stage trains, in words: its name."""
         return self.name
 
     def stage_patience(self, context, epochs):
@@ -259,6 +255,13 @@ class HeadStage(GradientStage):
     name: str = "head"
     epochs: int = 30
     learning_rate: float = 1e-3
+
+    def trains(self, model):
+        # A text model's default trains backbone blocks in this stage too.
+        backbone = getattr(model, "backbone", None)
+        if backbone is not None and backbone.trainable_weights:
+            return f"{self.name} + the backbone's trainable layers"
+        return self.name
 
     def stage_epochs(self, context, data):
         steps = data.steps_per_epoch
