@@ -8,11 +8,11 @@ Usage:
     model = kft.build_image_classifier("mobilenet_v2", len(data.class_names))
     model.fit(data.train, validation_data=data.val, epochs=5)
 
-`import kerastune_ft` loads Keras and TensorFlow (without their start-up log
-lines) and registers the project's serializable classes, so
-`keras.models.load_model("model.keras")` works afterwards. The
-`kerastune-ft` command line loads each public name on first use instead,
-so that `--help` and configuration errors answer at once.
+`import kerastune_ft` loads Keras (and TensorFlow only when it is the Keras
+backend, without its start-up log lines) and registers the project's
+serializable classes, so `keras.models.load_model("model.keras")` works
+afterwards. The `kerastune-ft` command line loads each public name on first
+use instead, so that `--help` and configuration errors answer at once.
 """
 
 import importlib

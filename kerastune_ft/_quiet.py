@@ -92,6 +92,36 @@ def _probe_devices():
         tf.config.list_physical_devices("GPU")
 
 
+def import_tensorflow(purpose):
+    """TensorFlow, imported quietly, or an ImportError saying what needs it.
+
+    The image path runs on every Keras backend without TensorFlow; text
+    preprocessing, tf.data inputs, tfds, SavedModel / LiteRT export and
+    keras-tuner searches need it.
+
+    Args:
+        purpose: what needs TensorFlow, for the message (e.g. "kft.tune").
+
+    Returns:
+        The `tensorflow` module.
+
+    Raises:
+        ImportError: TensorFlow is not installed (or not importable).
+    """
+    import importlib
+
+    try:
+        with quiet_startup():
+            return importlib.import_module("tensorflow")
+    except ImportError as e:
+        raise ImportError(
+            f"{purpose} needs TensorFlow, which is not installed (or could not be "
+            f"imported: {e}). Install it with `pip install tensorflow` (it works "
+            "beside any Keras backend), or use the image path, which runs without "
+            "it: kft.build_image_classifier, kft.fine_tune, kft.evaluate."
+        ) from e
+
+
 def load_frameworks():
     """Imports Keras (and so its backend) without start-up noise."""
     import importlib

@@ -1,27 +1,26 @@
-"""Training under TensorFlow's `tf.distribute` strategies.
+"""Training on several devices: `tf.distribute` on TensorFlow, `keras.distribution` on JAX.
 
-kerastune_ft does not invent its own distribution: the builders and
-`kft.fine_tune` take `strategy=` (any `tf.distribute.Strategy`, or the names
-`"default"`, `"mirrored"`, `"multi_worker"`) or run inside
-`with strategy.scope():`, and TensorFlow does the rest. This module holds
-what they share: resolving and entering strategies, the multi-worker rules
-of thumb (only the chief writes files; datasets are batched with the global
-batch size; the learning rate grows with it), atomic backups that only the
-chief writes, and the chief's JSON summary of a result. See
-`docs/distributed.md` for the multi-GPU and multi-host recipe.
+The builders and `kft.fine_tune` take `strategy=` or run inside a scope; the
+backend does the rest: a `tf.distribute.Strategy` on TensorFlow, a
+`keras.distribution.DataParallel` on JAX, nothing on torch. This module
+holds what they share: resolving and entering strategies, the multi-worker
+rules (only the chief writes files; data is batched with the global batch
+size; the learning rate grows with it), atomic backups that only the chief
+writes, and the chief's JSON summary of a result. TensorFlow is imported
+only where `tf.distribute` is used. See `docs/distributed.md`.
 """
 
 import contextlib
 import functools
 import json
 import os
-import shutil
-import tempfile
+import sys
+import weakref
 
 import keras
-import tensorflow as tf
 
 from kerastune_ft import _compat
+from kerastune_ft._backup import AtomicBackupAndRestore, write_json
 from kerastune_ft._validation import check_choice, check_number
 
 __all__ = [
@@ -29,7 +28,9 @@ __all__ = [
     "AtomicBackupAndRestore",
     "backup_and_restore",
     "builds_under_strategy",
+    "current_strategy",
     "global_batch_size",
+    "has_strategy",
     "is_chief",
     "is_multi_worker",
     "model_strategy",
@@ -45,27 +46,98 @@ __all__ = [
     "write_json",
 ]
 
-STRATEGY_NAMES = ("default", "mirrored", "multi_worker")
+STRATEGY_NAMES = ("default", "mirrored", "multi_worker", "data_parallel")
+# The names each backend accepts (any other backend: "default" only).
+_BACKEND_NAMES = {
+    "tensorflow": ("default", "mirrored", "multi_worker"),
+    "jax": ("default", "data_parallel"),
+}
 # MultiWorkerMirroredStrategy may be created only once per process (it
-# configures the collective ops runtime), so the named one is kept.
-_MULTI_WORKER = {}
+# configures the collective ops runtime), so the named strategies are kept:
+# one object per name and process.
+_NAMED = {}
+# The keras.distribution each model was built under by a builder (Keras
+# records tf.distribute strategies on the model, not keras.distribution).
+_BUILT_UNDER = weakref.WeakKeyDictionary()
+
+
+def _backend():
+    return keras.backend.backend()
+
+
+def _tf():
+    # TensorFlow, imported where tf.distribute is really needed.
+    import tensorflow as tf
+
+    return tf
+
+
+def _is_tf_strategy(value):
+    # No strategy can exist before TensorFlow is imported: never import it here.
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and isinstance(value, tf.distribute.Strategy)
+
+
+def _is_distribution(value):
+    return isinstance(
+        value, keras.distribution.DataParallel | keras.distribution.ModelParallel
+    )
+
+
+def _accepted(backend):
+    return {
+        "tensorflow": "a tf.distribute.Strategy, or 'default', 'mirrored' or "
+        "'multi_worker'",
+        "jax": "a keras.distribution.DataParallel (or ModelParallel), or "
+        "'default' or 'data_parallel'",
+    }.get(backend, "'default' (one device)")
+
+
+def _instead(backend):
+    use = {
+        "jax": "Use strategy='data_parallel' (keras.distribution.DataParallel "
+        "over every local device) or a keras.distribution.DataParallel",
+        "tensorflow": "Use strategy='mirrored' (every local GPU), "
+        "'multi_worker' or a tf.distribute.Strategy",
+    }.get(
+        backend,
+        "Keras has no distribution for this backend: pass strategy=None, or run "
+        "with KERAS_BACKEND=jax (strategy='data_parallel') or "
+        "KERAS_BACKEND=tensorflow (strategy='mirrored')",
+    )
+    return f"{use}. See docs/distributed.md."
 
 
 def resolve_strategy(strategy=None):
-    """Turns `strategy=` into a `tf.distribute.Strategy` (or `None`).
+    """Turns `strategy=` into a strategy or distribution of this backend (or `None`).
 
     Args:
         strategy: `None` (no explicit strategy: the one in scope, if any,
-            is used), a `tf.distribute.Strategy`, or a name: `"default"`
-            (TensorFlow's default, single-device strategy), `"mirrored"`
-            (`tf.distribute.MirroredStrategy` over all local GPUs, else the
-            CPU) or `"multi_worker"`
+            is used), a strategy object of the backend Keras runs on, or a
+            name. TensorFlow backend: a `tf.distribute.Strategy`,
+            `"default"` (TensorFlow's default, single-device strategy),
+            `"mirrored"` (`tf.distribute.MirroredStrategy` over all local
+            GPUs, else the CPU) or `"multi_worker"`
             (`tf.distribute.MultiWorkerMirroredStrategy` configured from the
             `TF_CONFIG` environment variable; on CPU-only machines it uses
-            ring collectives). Defaults to `None`.
+            ring collectives). JAX backend: a
+            `keras.distribution.DataParallel` (or `ModelParallel`),
+            `"data_parallel"` (`keras.distribution.DataParallel(devices=
+            keras.distribution.list_devices())`: every local GPU, else TPU,
+            else CPU device; after `keras.distribution.initialize()`, every
+            device of every host) or `"default"` (`None`: one device).
+            torch backend: `"default"` only (`None`). Each name resolves to
+            one object per process. Defaults to `None`.
 
     Returns:
-        A `tf.distribute.Strategy`, or `None` when `strategy` is `None`.
+        A `tf.distribute.Strategy`, a `keras.distribution` distribution, or
+        `None`.
+
+    Raises:
+        ValueError: an unknown name, or one (or an object) of another
+            backend, such as `"mirrored"` on JAX; the message says which to
+            use instead.
+        TypeError: any other type.
 
     Example:
 
@@ -75,13 +147,24 @@ def resolve_strategy(strategy=None):
     >>> kft.distribute.resolve_strategy(None) is None
     True
     """
-    if strategy is None or isinstance(strategy, tf.distribute.Strategy):
+    backend = _backend()
+    if strategy is None:
+        return None
+    if _is_tf_strategy(strategy) or _is_distribution(strategy):
+        wanted = _is_tf_strategy(strategy) == (backend == "tensorflow")
+        if not wanted or (_is_distribution(strategy) and backend != "jax"):
+            raise ValueError(
+                f"`strategy` is a {type(strategy).__name__}, which kerastune_ft "
+                "uses only on the "
+                f"{'TensorFlow' if _is_tf_strategy(strategy) else 'JAX'} backend, "
+                f"but Keras runs on {backend}. Received: strategy={strategy!r}. "
+                + _instead(backend)
+            )
         return strategy
     if not isinstance(strategy, str):
         raise TypeError(
-            "`strategy` must be None, a tf.distribute.Strategy, or one of "
-            f"{list(STRATEGY_NAMES)}. Received: strategy={strategy!r} "
-            f"(of type {type(strategy).__name__})."
+            f"`strategy` must be None or {_accepted(backend)}. Received: "
+            f"strategy={strategy!r} (of type {type(strategy).__name__})."
         )
     check_choice(
         "strategy",
@@ -89,16 +172,28 @@ def resolve_strategy(strategy=None):
         STRATEGY_NAMES,
         hint="See docs/distributed.md for what each one does.",
     )
+    if strategy not in _BACKEND_NAMES.get(backend, ("default",)):
+        raise ValueError(
+            f"On the {backend} backend `strategy` must be None or "
+            f"{_accepted(backend)}. Received: strategy={strategy!r}. "
+            + _instead(backend)
+        )
     if strategy == "default":
-        return tf.distribute.get_strategy()
-    if strategy == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    return _multi_worker_strategy()
+        return _tf().distribute.get_strategy() if backend == "tensorflow" else None
+    if strategy not in _NAMED:
+        if strategy == "mirrored":
+            return _tf().distribute.MirroredStrategy()
+        _NAMED[strategy] = (
+            _multi_worker_strategy()
+            if strategy == "multi_worker"
+            else keras.distribution.DataParallel(
+                devices=keras.distribution.list_devices()
+            )
+        )
+    return _NAMED[strategy]
 
 
 def _multi_worker_strategy():
-    if "strategy" in _MULTI_WORKER:
-        return _MULTI_WORKER["strategy"]
     config = os.environ.get("TF_CONFIG")
     if not config:
         raise ValueError(
@@ -114,6 +209,7 @@ def _multi_worker_strategy():
         raise ValueError(
             f"TF_CONFIG is not valid JSON ({e}). Received: TF_CONFIG={config!r}."
         ) from e
+    tf = _tf()
     # NCCL needs GPUs; ring all-reduce works everywhere (and is what
     # "auto" picks on CPU-only workers anyway, stated here to be explicit).
     implementation = (
@@ -121,28 +217,73 @@ def _multi_worker_strategy():
         if tf.config.list_physical_devices("GPU")
         else tf.distribute.experimental.CommunicationImplementation.RING
     )
-    strategy = tf.distribute.MultiWorkerMirroredStrategy(
+    return tf.distribute.MultiWorkerMirroredStrategy(
         communication_options=tf.distribute.experimental.CommunicationOptions(
             implementation=implementation
         )
     )
-    _MULTI_WORKER["strategy"] = strategy
-    return strategy
+
+
+def current_strategy(strategy=None):
+    """The strategy in effect: the given one, else the one in scope, else `None`.
+
+    Args:
+        strategy: `None` or a strategy, distribution or name accepted by
+            `resolve_strategy`. Defaults to `None`.
+
+    Returns:
+        `resolve_strategy(strategy)` when that is not `None`; else the
+        `tf.distribute` strategy in scope (TensorFlow's default strategy
+        counts as none), else the active `keras.distribution.distribution()`,
+        else `None`.
+
+    Example:
+
+    >>> import kerastune_ft as kft
+    >>> kft.distribute.current_strategy() is None
+    True
+    """
+    resolved = resolve_strategy(strategy)
+    if resolved is not None:
+        return resolved
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and tf.distribute.has_strategy():
+        return tf.distribute.get_strategy()
+    return keras.distribution.distribution()
+
+
+def has_strategy():
+    """Whether a `tf.distribute` strategy or a `keras.distribution` is in effect.
+
+    TensorFlow's default strategy counts as none (as `tf.distribute.has_strategy`).
+
+    Returns:
+        A bool.
+
+    Example:
+
+    >>> import kerastune_ft as kft
+    >>> kft.distribute.has_strategy()
+    False
+    """
+    return current_strategy() is not None
 
 
 def model_strategy(model):
     """The strategy whose scope created `model`'s variables, or `None`.
 
-    Keras records the strategy in scope when a model is constructed; a model
-    built outside any scope has none.
+    Keras records the `tf.distribute` strategy in scope when a model is
+    constructed; for a `keras.distribution` (JAX) the builders record the
+    one they built under. A model built outside any scope has none.
 
     Args:
         model: a `keras.Model`.
 
     Returns:
-        A `tf.distribute.Strategy` or `None`.
+        A `tf.distribute.Strategy`, a `keras.distribution` distribution, or
+        `None`.
     """
-    return _compat.model_distribute_strategy(model)
+    return _compat.model_distribute_strategy(model) or _BUILT_UNDER.get(model)
 
 
 def training_strategy(model, strategy=None):
@@ -155,20 +296,25 @@ def training_strategy(model, strategy=None):
 
     Returns:
         The explicit strategy, else the model's, else the one in scope, else
-        `None` (TensorFlow's default strategy).
+        `None` (no distribution).
 
     Raises:
-        ValueError: `strategy` is given but the model's variables were
-            created outside its scope.
+        ValueError: the model's variables were created outside the scope of
+            the strategy it would train under (on JAX: they live on another
+            number of devices than the distribution's).
     """
     strategy = resolve_strategy(strategy)
     own = model_strategy(model)
     if strategy is None:
         if own is not None:
             return own
-        if not tf.distribute.has_strategy():
+        strategy = current_strategy()
+        if strategy is None:
+            _check_placement(model, None)
             return None
-        strategy = tf.distribute.get_strategy()
+    if _is_distribution(strategy):
+        _check_placement(model, strategy)
+        return strategy
     if own is not strategy and not _is_default(strategy):
         raise ValueError(
             f"`strategy` is a {type(strategy).__name__} but the model's variables "
@@ -181,18 +327,59 @@ def training_strategy(model, strategy=None):
     return strategy
 
 
+def _check_placement(model, distribution):
+    # JAX: a variable created in a distribution's scope lives on its mesh;
+    # one created outside lives on one device. Mixing them fails in jit.
+    if _backend() != "jax":
+        return
+    wanted = 1 if distribution is None else int(distribution.device_mesh.devices.size)
+    placed = next(
+        (
+            len(v.value.sharding.device_set)
+            for v in model.weights
+            if hasattr(v.value, "sharding")
+        ),
+        wanted,
+    )
+    if placed == wanted:
+        return
+    raise ValueError(
+        f"The model's variables live on {placed} device(s) but "
+        + (
+            f"`strategy` is a {type(distribution).__name__} over {wanted} devices"
+            if distribution is not None
+            else "no keras.distribution is in effect"
+        )
+        + ". Build and train under the same distribution: `kft.build_image_"
+        "classifier(..., strategy=distribution)` and `kft.fine_tune(..., "
+        "strategy=distribution)`, or both inside `with distribution.scope():`. "
+        f"Received: strategy={distribution!r}."
+    )
+
+
 def _is_default(strategy):
     # TensorFlow's default strategy is a private class; it is the only one
     # whose scope creates plain variables.
     return type(strategy).__name__ == "_DefaultDistributionStrategy"
 
 
+def _in_effect(strategy):
+    if _is_distribution(strategy):
+        return keras.distribution.distribution() is strategy
+    tf = sys.modules.get("tensorflow")
+    return tf.distribute.has_strategy() and tf.distribute.get_strategy() is strategy
+
+
 @contextlib.contextmanager
 def strategy_scope(strategy=None):
-    """Enters `strategy.scope()` unless `strategy` is `None` or already in scope.
+    """Enters the scope of `strategy` unless it is `None` or already in effect.
+
+    A `tf.distribute.Strategy` enters `strategy.scope()`; a
+    `keras.distribution` enters `distribution.scope()` (it is the active
+    distribution until the block ends).
 
     Args:
-        strategy: `None`, a `tf.distribute.Strategy` or a name accepted by
+        strategy: `None` or a strategy, distribution or name accepted by
             `resolve_strategy`. Defaults to `None` (does nothing).
 
     Yields:
@@ -206,9 +393,7 @@ def strategy_scope(strategy=None):
     ...     layer = keras.layers.Dense(2)
     """
     strategy = resolve_strategy(strategy)
-    if strategy is None or (
-        tf.distribute.has_strategy() and tf.distribute.get_strategy() is strategy
-    ):
+    if strategy is None or _in_effect(strategy):
         yield strategy
         return
     with strategy.scope():
@@ -219,14 +404,20 @@ def builds_under_strategy(function):
     """Decorates a builder taking `strategy=`: it runs in that strategy's scope.
 
     Variables (the backbone's, the head's, the optimizer's) are created
-    where the model is built, so that is where the scope must be.
+    where the model is built, so that is where the scope must be. A model
+    built under a `keras.distribution` remembers it (`model_strategy`), as
+    Keras does for `tf.distribute`.
     """
 
     @functools.wraps(function)
     def wrapper(*args, strategy=None, **kwargs):
         strategy = resolve_strategy(strategy)
         with strategy_scope(strategy):
-            return function(*args, strategy=strategy, **kwargs)
+            model = function(*args, strategy=strategy, **kwargs)
+            active = keras.distribution.distribution()
+        if active is not None and isinstance(model, keras.Model):
+            _BUILT_UNDER[model] = active
+        return model
 
     return wrapper
 
@@ -243,7 +434,7 @@ def multi_worker_fit_patch(strategy=None):
     it on exit.
 
     `kft.fine_tune` applies it by itself; use it around your own `fit` calls.
-    Under any other strategy it does nothing.
+    Under any other strategy (and on other backends) it does nothing.
 
     Args:
         strategy: `None` (the strategy in scope) or a strategy or name.
@@ -255,10 +446,10 @@ def multi_worker_fit_patch(strategy=None):
     >>> with kft.distribute.multi_worker_fit_patch():
     ...     pass  # model.fit(...) under MultiWorkerMirroredStrategy
     """
-    strategy = resolve_strategy(strategy) or tf.distribute.get_strategy()
+    strategy = current_strategy(strategy)
     undo = (
         _compat.patch_multi_worker_fit(is_multi_worker)
-        if is_multi_worker(strategy)
+        if _is_tf_strategy(strategy) and is_multi_worker(strategy)
         else None
     )
     try:
@@ -296,7 +487,8 @@ def num_replicas(strategy=None):
             Defaults to `None`.
 
     Returns:
-        An int >= 1.
+        An int >= 1: `num_replicas_in_sync` of a `tf.distribute` strategy,
+        `num_model_replicas` of a `keras.distribution`, 1 without either.
 
     Example:
 
@@ -304,15 +496,20 @@ def num_replicas(strategy=None):
     >>> kft.distribute.num_replicas()
     1
     """
-    strategy = resolve_strategy(strategy) or tf.distribute.get_strategy()
+    strategy = current_strategy(strategy)
+    if strategy is None:
+        return 1
+    if _is_distribution(strategy):
+        return int(strategy.num_model_replicas)
     return int(strategy.num_replicas_in_sync)
 
 
 def global_batch_size(per_replica_batch_size, strategy=None):
-    """The batch size to give `tf.data` so each replica gets `per_replica_batch_size`.
+    """The batch size to give the data so each replica gets `per_replica_batch_size`.
 
-    Under a strategy, the batch of a dataset is the *global* batch: it is
-    split across replicas (and across workers with multi-worker training).
+    Under a strategy (or a `keras.distribution`), the batch of the data is
+    the *global* batch: it is split across replicas (and across workers
+    with multi-worker training).
 
     Args:
         per_replica_batch_size: examples per replica and step, an int >= 1.
@@ -364,7 +561,7 @@ def scale_learning_rate(learning_rate, strategy=None, *, rule="linear"):
 
 
 def is_multi_worker(strategy=None):
-    """Whether `strategy` spans several worker processes.
+    """Whether `strategy` spans several worker processes (hosts).
 
     Args:
         strategy: `None` (the strategy in scope) or a strategy or name.
@@ -373,7 +570,11 @@ def is_multi_worker(strategy=None):
     Returns:
         A bool.
     """
-    strategy = resolve_strategy(strategy) or tf.distribute.get_strategy()
+    strategy = current_strategy(strategy)
+    if strategy is None:
+        return False
+    if _is_distribution(strategy):
+        return int(strategy.num_processes) > 1
     return _compat.in_multi_worker_mode(strategy)
 
 
@@ -381,8 +582,9 @@ def is_chief(strategy=None):
     """Whether this process is the one that writes checkpoints and reports.
 
     With multi-worker training every worker runs the same program; only the
-    chief (task type `"chief"`, or worker 0 when the cluster has no chief)
-    writes files. Single-process training is always the chief.
+    chief writes files: on TensorFlow the task of type `"chief"`, or worker
+    0 when the cluster has no chief; on JAX process 0. Single-process
+    training is always the chief.
 
     Args:
         strategy: `None` (the strategy in scope) or a strategy or name.
@@ -397,9 +599,13 @@ def is_chief(strategy=None):
     >>> kft.distribute.is_chief()
     True
     """
-    strategy = resolve_strategy(strategy) or tf.distribute.get_strategy()
+    strategy = current_strategy(strategy)
     if not is_multi_worker(strategy):
         return True
+    if _is_distribution(strategy):
+        import jax
+
+        return jax.process_index() == 0
     resolver = getattr(strategy, "cluster_resolver", None)
     task_type = getattr(resolver, "task_type", None)
     task_id = getattr(resolver, "task_id", None)
@@ -407,185 +613,6 @@ def is_chief(strategy=None):
         return True
     cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
     return task_type == "worker" and task_id == 0 and "chief" not in cluster
-
-
-class AtomicBackupAndRestore(keras.callbacks.Callback):
-    """A `BackupAndRestore` whose every backup is one folder, committed by a rename.
-
-    Keras' `keras.callbacks.BackupAndRestore` overwrites `latest.weights.h5`
-    and then `training_metadata.json` in place: a process killed between the
-    two resumes an epoch's weights with the previous epoch's counter, and one
-    killed while writing the JSON cannot resume at all. Here each backup is
-    written into a temporary folder (weights, metadata and the state of
-    `companions`), flushed, and renamed to `ckpt-NNNNNN`: a backup exists
-    whole or not at all, and what the companions saved always belongs to
-    the same epoch as the weights. Restoring takes the newest backup that
-    loads, falling back to the previous one (`double_checkpoint=True`), and
-    resumes `fit` at the saved epoch, as Keras' callback does.
-
-    A companion is any object with `save_state(folder, previous)` (write its
-    files into `folder`; `previous` is the last committed backup folder or
-    `None`, to link unchanged large files) and `load_state(folder)`.
-    `kft.fine_tune` uses it for its best-epoch tracker.
-
-    A fit that stopped early (a callback set `model.stop_training` before
-    this one ran) is saved as finished, so that resuming does not train it
-    further.
-
-    With `write=False` (multi-worker training, non-chief workers) it restores
-    from the chief's backups and saves only to a private temporary folder it
-    deletes at once: saving weights may run collective ops, so every worker
-    must save whenever the chief does (TensorFlow's multi-worker
-    checkpointing pattern). It never writes to `backup_dir`.
-
-    Args:
-        backup_dir: the backup folder (only this callback's files go there).
-        companions: objects whose state is saved with each backup. Defaults
-            to `()`.
-        write: whether this process writes backups. Defaults to `True`.
-        double_checkpoint: keep the previous backup too, and fall back to it
-            when the newest one cannot be loaded. Defaults to `False`.
-        delete_checkpoint: delete `backup_dir` when `fit` ends. Defaults to
-            `True`, as in Keras.
-
-    Example:
-
-    >>> import kerastune_ft as kft
-    >>> callback = kft.distribute.AtomicBackupAndRestore("/tmp/kft_backup")
-    >>> callback.committed()
-    []
-    """
-
-    _PREFIX = "ckpt-"
-
-    def __init__(
-        self,
-        backup_dir,
-        *,
-        companions=(),
-        write=True,
-        double_checkpoint=False,
-        delete_checkpoint=True,
-    ):
-        super().__init__()
-        if not backup_dir:
-            raise ValueError(
-                "`backup_dir` must be a folder path. "
-                f"Received: backup_dir={backup_dir!r}."
-            )
-        self.backup_dir = os.fspath(backup_dir)
-        self.companions = list(companions)
-        self.write = write
-        self.double_checkpoint = double_checkpoint
-        self.delete_checkpoint = delete_checkpoint
-        self.epoch = 0
-
-    def committed(self):
-        """Committed backup folders, newest first."""
-        if not os.path.isdir(self.backup_dir):
-            return []
-        names = [
-            n
-            for n in os.listdir(self.backup_dir)
-            if n.startswith(self._PREFIX) and n[len(self._PREFIX) :].isdigit()
-        ]
-        names.sort(key=lambda n: int(n[len(self._PREFIX) :]), reverse=True)
-        return [os.path.join(self.backup_dir, n) for n in names]
-
-    def on_train_begin(self, logs=None):
-        folders = self.committed()
-        errors = []
-        for folder in folders[: 2 if self.double_checkpoint else 1]:
-            try:
-                self._load_folder(folder)
-                return
-            except (OSError, ValueError, KeyError) as e:
-                errors.append(f"{folder}: {e}")
-        if errors:
-            raise ValueError(
-                f"The backup in {self.backup_dir!r} cannot be loaded ("
-                + "; ".join(errors)
-                + "). Delete that folder to train from the start."
-            )
-
-    def _load_folder(self, folder):
-        if self.model.optimizer is not None and not self.model.optimizer.built:
-            # The optimizer's variables must exist before loading them.
-            self.model.optimizer.build(self.model.trainable_variables)
-        self.model.load_weights(os.path.join(folder, "model.weights.h5"))
-        with open(os.path.join(folder, "training_metadata.json")) as f:
-            metadata = json.load(f)
-        for companion in self.companions:
-            companion.load_state(folder)
-        _compat.set_fit_initial_epoch(self.model, int(metadata["epoch"]))
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.epoch = epoch + 1
-        if self.model.stop_training:
-            # Stopped (early stopping, NaN): a resumed fit has nothing left.
-            self.epoch = int(self.params.get("epochs") or epoch + 1)
-        self.save()
-
-    def save(self):
-        """Commits a backup of the model (and companions) at `self.epoch`."""
-        if not self.write:
-            with tempfile.TemporaryDirectory(prefix="kerastune_ft_worker_") as folder:
-                self.model.save_weights(os.path.join(folder, "model.weights.h5"))
-            return
-        os.makedirs(self.backup_dir, exist_ok=True)
-        folders = self.committed()
-        number = (
-            int(os.path.basename(folders[0])[len(self._PREFIX) :]) + 1 if folders else 0
-        )
-        final = os.path.join(self.backup_dir, f"{self._PREFIX}{number:06d}")
-        tmp = os.path.join(self.backup_dir, f".{self._PREFIX}{number:06d}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        os.makedirs(tmp)
-        self.model.save_weights(os.path.join(tmp, "model.weights.h5"))
-        write_json(
-            os.path.join(tmp, "training_metadata.json"),
-            {"epoch": self.epoch, "batch": 0},
-        )
-        for companion in self.companions:
-            companion.save_state(tmp, folders[0] if folders else None)
-        _fsync_folder(tmp)
-        os.replace(tmp, final)
-        _fsync_folder(self.backup_dir)
-        keep = 2 if self.double_checkpoint else 1
-        for old in folders[keep - 1 :]:
-            shutil.rmtree(old, ignore_errors=True)
-
-    def on_train_end(self, logs=None):
-        # Keras never clears it: the next fit() of this model would start at
-        # the restored epoch instead of its own initial_epoch.
-        _compat.set_fit_initial_epoch(self.model, None)
-        if self.write and self.delete_checkpoint:
-            shutil.rmtree(self.backup_dir, ignore_errors=True)
-
-
-def write_json(path, value):
-    """Writes JSON to `path` and flushes it to disk."""
-    with open(path, "w") as f:
-        json.dump(value, f)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync_folder(folder):
-    # A rename is durable only once the files and the folder are on disk.
-    for name in os.listdir(folder):
-        path = os.path.join(folder, name)
-        if os.path.isfile(path):
-            with open(path, "rb") as f:
-                os.fsync(f.fileno())
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # folders cannot be opened on some systems
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def backup_and_restore(backup_dir, strategy=None, **kwargs):

@@ -99,6 +99,28 @@ def test_resolve_strategy_rejects_bad_values(value, error, message):
         distribute.resolve_strategy(value)
 
 
+def test_another_backends_strategy_says_what_to_use_instead(monkeypatch):
+    with pytest.raises(ValueError, match="Use strategy='mirrored'"):
+        distribute.resolve_strategy("data_parallel")  # keras.distribution: JAX
+    monkeypatch.setattr(distribute, "_backend", lambda: "torch")  # not installed
+    assert distribute.resolve_strategy("default") is None
+    with pytest.raises(ValueError, match="KERAS_BACKEND=jax"):
+        distribute.resolve_strategy("mirrored")
+    with pytest.raises(ValueError, match="only on the TensorFlow backend"):
+        distribute.resolve_strategy(tf.distribute.get_strategy())
+
+
+def test_current_strategy_and_has_strategy_follow_the_scope():
+    assert distribute.current_strategy() is None and not distribute.has_strategy()
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with distribute.strategy_scope(strategy):
+        assert distribute.current_strategy() is strategy
+        assert distribute.has_strategy()
+    assert not distribute.has_strategy()
+    assert distribute.current_strategy(strategy) is strategy
+    assert distribute.current_strategy("default") is tf.distribute.get_strategy()
+
+
 def test_multi_worker_without_tf_config_says_what_to_set(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(ValueError, match="TF_CONFIG is not set"):

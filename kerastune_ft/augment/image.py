@@ -23,7 +23,9 @@ the model with `label_mode="categorical"`).
 
 import keras
 
+from kerastune_ft._quiet import import_tensorflow
 from kerastune_ft._validation import check_choice, check_number
+from kerastune_ft.data.batches import is_tf_dataset
 
 __all__ = [
     "MIX_METHODS",
@@ -188,7 +190,15 @@ def mix_dataset(dataset, num_classes, *, method="mixup", strength=None, seed=Non
     >>> labels.shape
     TensorShape([4, 3])
     """
-    import tensorflow as tf
+    if not is_tf_dataset(dataset):
+        raise TypeError(
+            "`dataset` must be a batched tf.data.Dataset of (images, labels): "
+            "mix_dataset maps it with MixUp or CutMix in tf.data (TensorFlow). "
+            f"Received: dataset of type {type(dataset).__name__}. Without "
+            "TensorFlow, build the model with label_mode='categorical' and use "
+            "keras.layers.MixUp on your own batches, or install TensorFlow."
+        )
+    tf = import_tensorflow("kft.augment.mix_dataset")
 
     check_choice("method", method, MIX_METHODS)
     check_number("num_classes", num_classes, low=2, integer=True)

@@ -27,6 +27,7 @@ import tempfile
 
 import numpy as np
 
+from kerastune_ft._quiet import import_tensorflow
 from kerastune_ft._validation import check_choice, check_number
 
 __all__ = ["TextAugmenter", "augment_dataset", "augment_texts"]
@@ -630,7 +631,7 @@ def augment_dataset(
     6
     """
     check_number("batch_size", batch_size, low=1, integer=True)
-    import tensorflow as tf
+    tf = import_tensorflow("kft.augment.augment_dataset (tf.data)")
 
     if not on_the_fly:
         all_texts, all_labels = augment_texts(

@@ -24,6 +24,7 @@ _HANDLE_SCHEMES = ("hf://", "kaggle://", "modelscope://")
 __all__ = [
     "TEXT_BACKBONE_ALIASES",
     "load_text_backbone",
+    "require_text_backend",
     "resolve_text_backbone",
 ]
 
@@ -182,3 +183,33 @@ def load_text_backbone(backbone, *, sequence_length=None, load_weights=True):
             ) from error
         raise
     return model, preprocessor
+
+
+def require_text_backend(what):
+    """Text runs on the TensorFlow backend only; elsewhere a clear error.
+
+    keras-hub's WordPiece tokenizer (every BERT-family preprocessor) runs
+    in TensorFlow with tensorflow-text (keras-team/keras-hub#3078), so text
+    models need the TensorFlow backend. Image models run on every backend.
+
+    Args:
+        what: what needs it, for the message.
+
+    Raises:
+        ValueError: on another Keras backend.
+        ImportError: when TensorFlow is not installed.
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise ValueError(
+            f"{what} needs the TensorFlow backend: keras-hub's WordPiece tokenizer "
+            "needs tensorflow-text, which runs only with TensorFlow "
+            "(keras-team/keras-hub#3078). Received: the Keras backend "
+            f"{backend!r}. Set KERAS_BACKEND=tensorflow (pip install tensorflow "
+            "tensorflow-text) for text models; image models run on every backend."
+        )
+    from kerastune_ft._quiet import import_tensorflow
+
+    import_tensorflow(what)

@@ -11,6 +11,8 @@ Labels:
 - `multi_label=True`: multi-hot vectors of 0/1, one sigmoid per class.
 """
 
+import contextlib
+
 import keras
 from keras import ops
 
@@ -20,6 +22,7 @@ from kerastune_ft.freezing import backbone_units, freeze_backbone, unfreeze_top
 
 __all__ = [
     "LABEL_MODES",
+    "MIXED_PRECISION_POLICIES",
     "MacroScore",
     "NO_DECAY_VARIABLES",
     "POOLINGS",
@@ -29,7 +32,9 @@ __all__ = [
     "check_head_arguments",
     "check_seed",
     "classification_loss",
+    "check_mixed_precision",
     "classification_metrics",
+    "dtype_policy_scope",
     "make_adamw",
     "make_head",
     "make_pooling",
@@ -139,6 +144,73 @@ def apply_seed(seed):
         keras.utils.set_random_seed(int(seed))
 
 
+MIXED_PRECISION_POLICIES = ("mixed_bfloat16", "mixed_float16", "float32")
+
+
+def check_mixed_precision(mixed_precision):
+    """Validates a builder's `mixed_precision`: None or a policy name.
+
+    Returns:
+        `mixed_precision`, unchanged.
+
+    Raises:
+        TypeError, ValueError: naming `mixed_precision` and what was received.
+
+    Example:
+
+    >>> from kerastune_ft.builders.head import check_mixed_precision
+    >>> check_mixed_precision("mixed_bfloat16"), check_mixed_precision(None)
+    ('mixed_bfloat16', None)
+    """
+    if mixed_precision is None:
+        return None
+    hint = (
+        'Use "mixed_bfloat16" (TPUs, recent GPUs, CPUs), "mixed_float16" (older '
+        'GPUs; the loss is scaled), "float32", or None for the global Keras policy.'
+    )
+    if not isinstance(mixed_precision, str):
+        raise TypeError(
+            "`mixed_precision` must be a dtype policy name or None. Received: "
+            f"mixed_precision={mixed_precision!r} of type "
+            f"{type(mixed_precision).__name__}. {hint}"
+        )
+    return check_choice(
+        "mixed_precision", mixed_precision, MIXED_PRECISION_POLICIES, hint=hint
+    )
+
+
+@contextlib.contextmanager
+def dtype_policy_scope(mixed_precision=None):
+    """Makes `mixed_precision` the global Keras dtype policy inside the block.
+
+    Layers created in the block compute in the policy's dtype (bfloat16 or
+    float16 for the mixed policies) and keep float32 variables. The policy
+    in effect before the block is restored when it ends, even on error.
+
+    Args:
+        mixed_precision: a name of `MIXED_PRECISION_POLICIES`, or `None`
+            (the global policy as it is). Defaults to `None`.
+
+    Example:
+
+    >>> import keras
+    >>> from kerastune_ft.builders.head import dtype_policy_scope
+    >>> with dtype_policy_scope("mixed_bfloat16"):
+    ...     layer = keras.layers.Dense(2)
+    >>> layer.compute_dtype, layer.variable_dtype, keras.config.dtype_policy().name
+    ('bfloat16', 'float32', 'float32')
+    """
+    if mixed_precision is None:
+        yield
+        return
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(mixed_precision)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def make_pooling(pooling, feature_shape, *, name="pooling"):
     """Returns the weight-free layer that turns backbone output into a vector.
 
@@ -195,7 +267,10 @@ def make_head(
     """Builds the classification head: one vector in, the predictions out.
 
     Layout: `Dropout`, `[Dense(relu), Dropout]*`, `Dense` named
-    `"predictions"` (Dropout layers are left out when `dropout=0`).
+    `"predictions"` (Dropout layers are left out when `dropout=0`). Under a
+    mixed precision policy (see `dtype_policy_scope`) the layers compute in
+    bfloat16 / float16 except `"predictions"`, which computes in float32 so
+    that the softmax and the loss are numerically stable.
 
     Args:
         input_dim: size of the pooled feature vector.
@@ -238,12 +313,15 @@ def make_head(
         activation = None
     else:
         activation = "sigmoid" if multi_label else "softmax"
+    policy = keras.config.dtype_policy()
+    mixed = policy.compute_dtype != policy.variable_dtype
     layers.append(
         keras.layers.Dense(
             num_classes,
             activation=activation,
             kernel_regularizer=keras.regularizers.L1L2(**regularizer_args),
             name="predictions",
+            dtype="float32" if mixed else None,
         )
     )
     return keras.Sequential(layers, name=name)
@@ -486,6 +564,8 @@ class TransferClassifierMixin:
     def compile_from_config(self, config):
         config = keras.saving.deserialize_keras_object(config)
         optimizer = config.get("optimizer")
+        # Under mixed_float16 Keras wraps the optimizer in a LossScaleOptimizer.
+        optimizer = getattr(optimizer, "inner_optimizer", optimizer)
         if isinstance(optimizer, keras.optimizers.AdamW):
             optimizer.exclude_from_weight_decay(var_names=list(NO_DECAY_VARIABLES))
         self.compile(**config)

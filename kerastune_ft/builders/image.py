@@ -33,9 +33,11 @@ from kerastune_ft.builders.head import (
     TransferClassifierMixin,
     apply_seed,
     check_head_arguments,
+    check_mixed_precision,
     check_seed,
     classification_loss,
     classification_metrics,
+    dtype_policy_scope,
     make_adamw,
     make_head,
     make_pooling,
@@ -84,6 +86,11 @@ class TransferImageClassifier(TransferClassifierMixin, keras.Model):
             that trainable BatchNormalization layers update their statistics;
             otherwise the backbone is called with `training=False`. Defaults
             to `False`.
+        mixed_precision: the dtype policy the model's own layers (pooling,
+            head) are created under: `"mixed_bfloat16"`, `"mixed_float16"`,
+            `"float32"`, or `None` (the global Keras policy). The head's last
+            Dense computes in float32 under a mixed policy. Pass the same
+            policy the backbone was built under. Defaults to `None`.
         **kwargs: `keras.Model` arguments (`name`, `trainable`).
 
     Example:
@@ -99,6 +106,15 @@ class TransferImageClassifier(TransferClassifierMixin, keras.Model):
     >>> bool(np.allclose(model.head(features), model(x)))
     True
     """
+
+    def __setattr__(self, name, value):
+        # On torch, keras.Model is a torch Module, which refuses sub-modules
+        # assigned before `Module.__init__` (the parts are set before the
+        # functional `super().__init__`). The functional graph tracks every
+        # layer anyway, so route around it as keras-hub's `Task` does.
+        if keras.config.backend() == "torch" and not hasattr(self, "_initialized"):
+            return object.__setattr__(self, name, value)
+        return super().__setattr__(name, value)
 
     def __init__(
         self,
@@ -117,8 +133,15 @@ class TransferImageClassifier(TransferClassifierMixin, keras.Model):
         label_mode="int",
         from_logits=False,
         bn_trainable=False,
+        mixed_precision=None,
         **kwargs,
     ):
+        mixed_precision = check_mixed_precision(mixed_precision)
+        # Keras' Functional applies a `trainable` argument to every sublayer,
+        # even True: a reloaded model would unfreeze its backbone (on JAX,
+        # where the parts are tracked before that). Only False is applied,
+        # after construction, as a model-wide freeze.
+        trainable = kwargs.pop("trainable", True)
         if image_shape is None:
             image_shape = tuple(backbone.inputs[0].shape[1:])
         image_shape = tuple(image_shape)
@@ -127,34 +150,37 @@ class TransferImageClassifier(TransferClassifierMixin, keras.Model):
         self.preprocessor = preprocessor
         self.augmentation = augmentation
         # === Functional model ===
-        inputs = keras.Input(shape=image_shape, name="image")
-        x = inputs
-        if augmentation is not None:
-            x = augmentation(x)
-        if preprocessor is not None:
-            x = preprocessor(x)
-        # Inference-mode BatchNormalization: fine-tuning with the statistics
-        # of small batches wrecks pretrained features. training=False covers
-        # direct calls; during fit Keras passes training=True down, so the
-        # freezing rule also sets BatchNormalization layers non-trainable.
-        x = backbone(x) if bn_trainable else backbone(x, training=False)
-        if isinstance(pooling, str):
-            check_choice("pooling", pooling, POOLINGS)
-            pooling = make_pooling(pooling, x.shape)
-        self.pooling = pooling
-        x = pooling(x)
-        self.head = make_head(
-            x.shape[-1],
-            num_classes,
-            head_units=tuple(head_units),
-            dropout=dropout,
-            l1=l1,
-            l2=l2,
-            multi_label=multi_label,
-            from_logits=from_logits,
-        )
-        outputs = self.head(x)
-        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        with dtype_policy_scope(mixed_precision):
+            inputs = keras.Input(shape=image_shape, name="image")
+            x = inputs
+            if augmentation is not None:
+                x = augmentation(x)
+            if preprocessor is not None:
+                x = preprocessor(x)
+            # Inference-mode BatchNormalization: fine-tuning with the statistics
+            # of small batches wrecks pretrained features. training=False covers
+            # direct calls; during fit Keras passes training=True down, so the
+            # freezing rule also sets BatchNormalization layers non-trainable.
+            x = backbone(x) if bn_trainable else backbone(x, training=False)
+            if isinstance(pooling, str):
+                check_choice("pooling", pooling, POOLINGS)
+                pooling = make_pooling(pooling, x.shape)
+            self.pooling = pooling
+            x = pooling(x)
+            self.head = make_head(
+                x.shape[-1],
+                num_classes,
+                head_units=tuple(head_units),
+                dropout=dropout,
+                l1=l1,
+                l2=l2,
+                multi_label=multi_label,
+                from_logits=from_logits,
+            )
+            outputs = self.head(x)
+            super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        if not trainable:
+            self.trainable = False
         # === Config ===
         self.num_classes = num_classes
         self.image_shape = image_shape
@@ -166,6 +192,7 @@ class TransferImageClassifier(TransferClassifierMixin, keras.Model):
         self.label_mode = label_mode
         self.from_logits = from_logits
         self.bn_trainable = bn_trainable
+        self.mixed_precision = mixed_precision
 
     def feature_extractor(self, augment=False):
         """A new model from raw images to the head's input (no copy of weights).
@@ -240,6 +267,7 @@ class TransferImageClassifier(TransferClassifierMixin, keras.Model):
             "label_mode": self.label_mode,
             "from_logits": self.from_logits,
             "bn_trainable": self.bn_trainable,
+            "mixed_precision": self.mixed_precision,
         }
 
     @classmethod
@@ -274,6 +302,7 @@ def build_image_classifier(
     backbone_kwargs=None,
     preprocessing="auto",
     bn_trainable=False,
+    mixed_precision=None,
     name=None,
     strategy=None,
     seed=None,
@@ -344,10 +373,24 @@ def build_image_classifier(
             `"none"`. Defaults to `"auto"`.
         bn_trainable: let unfrozen BatchNormalization layers train and
             update their moving statistics. Defaults to `False`.
+        mixed_precision: the dtype policy the backbone and head are built
+            under: `"mixed_bfloat16"` (bfloat16 compute, float32 weights:
+            TPUs, Ampere or newer GPUs), `"mixed_float16"` (float16 compute;
+            `compile` wraps the optimizer in a `LossScaleOptimizer`),
+            `"float32"`, or `None` (the global Keras policy,
+            `keras.config.dtype_policy()`). Under a mixed policy the head's
+            last Dense computes in float32, so the outputs are float32;
+            augmentation stays in float32. The global policy is not changed.
+            Saved in the model's config: a `.keras` file reloads with the
+            same policy. A ready `keras.Model` backbone keeps the policy it
+            was built with. Defaults to `None`.
         name: model name. Defaults to `None` (`"<backbone>_classifier"`).
-        strategy: a `tf.distribute.Strategy` (or `"mirrored"`,
-            `"multi_worker"`, `"default"`) whose scope creates the model's
-            variables; pass the same one to `kft.fine_tune`. Building inside
+        strategy: what creates the model's variables: on TensorFlow a
+            `tf.distribute.Strategy` (or `"mirrored"`, `"multi_worker"`,
+            `"default"`), on JAX a `keras.distribution.DataParallel` (or
+            `"data_parallel"`: every local device); see
+            `kft.distribute.resolve_strategy`. Pass the same one to
+            `kft.fine_tune`. Building inside
             `with strategy.scope():` does the same. Defaults to `None` (the
             strategy in scope, if any). See `docs/distributed.md`.
         seed: an int in [0, 2**32) for a reproducible build: the builder
@@ -392,27 +435,31 @@ def build_image_classifier(
     check_choice("pooling", pooling, POOLINGS)
     check_choice("preprocessing", preprocessing, ("auto", *PREPROCESSING_MODES))
     check_seed(seed)
+    check_mixed_precision(mixed_precision)
     backbone_kwargs = _check_backbone_kwargs(backbone_kwargs)
     if input_shape is not None:
         input_shape = _check_input_shape(input_shape)
 
     apply_seed(seed)  # before the first layer is created
-    base, prep_layer, input_shape, label = _make_backbone(
-        backbone, weights, input_shape, backbone_kwargs, preprocessing
-    )
+    with dtype_policy_scope(mixed_precision):
+        base, prep_layer, input_shape, label = _make_backbone(
+            backbone, weights, input_shape, backbone_kwargs, preprocessing
+        )
     frozen_units = freeze_backbone(
         base,
         freeze,
         bn_trainable=bn_trainable,
         what=f"The {label} backbone" if label else None,
     )
-
+    # Augmentation acts on raw pixels and stays in float32 (created outside
+    # the policy scope, in the same order as before for seeded builds).
+    augmentation = None if augmentation is None else image_augmentation(augmentation)
     model = TransferImageClassifier(
         base,
         num_classes,
         image_shape=input_shape,
         preprocessor=prep_layer,
-        augmentation=None if augmentation is None else image_augmentation(augmentation),
+        augmentation=augmentation,
         pooling=pooling,
         head_units=head_units,
         dropout=dropout,
@@ -422,6 +469,7 @@ def build_image_classifier(
         label_mode=label_mode,
         from_logits=from_logits,
         bn_trainable=bn_trainable,
+        mixed_precision=mixed_precision,
         name=name or f"{label}_classifier",
     )
     model.frozen_units = frozen_units  # as `model.freeze` would record it

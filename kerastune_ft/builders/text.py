@@ -12,7 +12,9 @@ import keras_hub
 import numpy as np
 
 from kerastune_ft import distribute
+from kerastune_ft._quiet import import_tensorflow
 from kerastune_ft._validation import check_choice, check_number
+from kerastune_ft.backbones.text import require_text_backend
 from kerastune_ft.builders.head import (
     TransferClassifierMixin,
     apply_seed,
@@ -322,7 +324,7 @@ class TransferTextClassifier(TransferClassifierMixin, keras_hub.models.TextClass
         shuffled; here they become a dataset reshuffled every epoch (unless
         `shuffle=False` or `validation_split` is given).
         """
-        import tensorflow as tf
+        tf = import_tensorflow("A text model's fit")
 
         in_memory = isinstance(x, (list, tuple, np.ndarray)) and y is not None
         if (
@@ -579,6 +581,7 @@ def build_text_classifier(
     >>> model.frozen_units, model.unfreeze(1), model.frozen_units
     (1, 1, 2)
     """
+    require_text_backend("kft.build_text_classifier")
     check_number("verbose", verbose, low=0, integer=True)
     check_number("num_classes", num_classes, low=1, integer=True)
     check_seed(seed)

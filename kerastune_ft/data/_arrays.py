@@ -8,7 +8,8 @@ each iterating a `tf.data.Dataset` its own way.
 import dataclasses
 
 import numpy as np
-import tensorflow as tf
+
+from kerastune_ft.data.batches import is_batches, iter_numpy
 
 __all__ = ["Arrays", "dataset_to_numpy", "to_numpy"]
 
@@ -61,8 +62,9 @@ def dataset_to_numpy(dataset, *, name="data"):
     """Every `(inputs, labels)` batch of `dataset`, concatenated.
 
     Args:
-        dataset: a `tf.data.Dataset` of `(inputs, labels)` batches (extra
-            elements, such as sample weights, are ignored).
+        dataset: a `tf.data.Dataset` or a `keras.utils.PyDataset` of
+            `(inputs, labels)` batches (extra elements, such as sample
+            weights, are ignored).
         name: how to call the dataset in error messages. Defaults to
             `"data"`.
 
@@ -79,8 +81,8 @@ def dataset_to_numpy(dataset, *, name="data"):
     (['a', 'b', 'c'], [0, 1, 0])
     """
     xs, ys = [], []
-    for element in dataset:
-        if not isinstance(element, tuple) or len(element) < 2:
+    for element in iter_numpy(dataset):
+        if not isinstance(element, (tuple, list)) or len(element) < 2:
             raise ValueError(
                 f"`{name}` must yield (inputs, labels) batches. "
                 f"Received: elements of type {type(element).__name__}."
@@ -101,7 +103,8 @@ def to_numpy(data, splits=("train", "val"), *, name="data"):
     Args:
         data: a `kft.data` `LoadedData` (the `splits` it has are pooled), an
             `(inputs, labels)` tuple of arrays or lists, or a
-            `tf.data.Dataset` of `(inputs, labels)` batches.
+            `tf.data.Dataset` or `keras.utils.PyDataset` of `(inputs, labels)`
+            batches.
         splits: for a `LoadedData`, which splits to pool. Defaults to
             `("train", "val")`.
         name: the argument's name in error messages. Defaults to `"data"`.
@@ -125,7 +128,7 @@ def to_numpy(data, splits=("train", "val"), *, name="data"):
         x = np.concatenate([np.asarray(p[0]) for p in parts])
         y = np.concatenate([np.asarray(p[1]) for p in parts])
         return Arrays(x, y)
-    if isinstance(data, tf.data.Dataset):
+    if is_batches(data):
         return dataset_to_numpy(data, name=name)
     if isinstance(data, (tuple, list)) and len(data) == 2:
         x, y = np.asarray(data[0]), np.asarray(data[1])
@@ -138,6 +141,6 @@ def to_numpy(data, splits=("train", "val"), *, name="data"):
         return Arrays(x, y)
     raise TypeError(
         f"`{name}` must be a kft LoadedData, an (inputs, labels) tuple of arrays "
-        "or lists, or a tf.data.Dataset of batches. "
+        "or lists, or a tf.data.Dataset or keras.utils.PyDataset of batches. "
         f"Received: {name} of type {type(data).__name__}."
     )

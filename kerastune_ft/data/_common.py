@@ -6,9 +6,11 @@ import warnings
 
 import numpy as np
 
+from kerastune_ft._quiet import import_tensorflow
 from kerastune_ft._validation import check_fraction, check_number
 from kerastune_ft._warnings import KerasTuneFTWarning
 from kerastune_ft.data._result import SPLITS, LoadedData
+from kerastune_ft.data.batches import ArrayBatches
 
 # How many offending items an error or warning names before "... and N more".
 MAX_LISTED = 10
@@ -315,8 +317,29 @@ def check_split_classes(labels_by_split, class_names, *, source):
         )
 
 
-def make_dataset(inputs, labels, *, batch_size, shuffle, seed, to_float):
-    """Builds the batched `tf.data` pipeline over in-memory examples.
+FORMATS = ("auto", "tf", "pydataset")
+
+
+def resolve_format(format):
+    """`load_images`' `format`: `"auto"` is `"tf"` on the TensorFlow backend,
+    else `"pydataset"`."""
+    if format not in FORMATS:
+        raise ValueError(
+            f"`format` must be one of {FORMATS}. Received: format={format!r}. "
+            "Use 'tf' for tf.data datasets, 'pydataset' for kft.data.ArrayBatches "
+            "(no TensorFlow needed), or 'auto'."
+        )
+    if format != "auto":
+        if format == "tf":
+            import_tensorflow("format='tf' (tf.data datasets)")
+        return format
+    import keras
+
+    return "tf" if keras.backend.backend() == "tensorflow" else "pydataset"
+
+
+def make_dataset(inputs, labels, *, batch_size, shuffle, seed, to_float, format="tf"):
+    """Builds the batched `tf.data` pipeline (or `ArrayBatches`) over examples.
 
     The examples are decoded (and resized) once, before this, so the inputs
     already sit in memory: a `cache()` would only copy them again. The
@@ -324,7 +347,16 @@ def make_dataset(inputs, labels, *, batch_size, shuffle, seed, to_float):
     stays small, gathers whole batches, and casts pixels to float32 in a
     parallel map.
     """
-    import tensorflow as tf
+    if format == "pydataset":
+        return ArrayBatches(
+            inputs,
+            np.asarray(labels, dtype="int32"),
+            batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            dtype="float32" if to_float else None,
+        )
+    tf = import_tensorflow("A tf.data dataset (format='tf')")
 
     x = tf.constant(inputs)
     y = tf.constant(labels, dtype=tf.int32)
@@ -372,6 +404,7 @@ def build_result(
     source,
     skipped=(),
     image_size=None,
+    format="tf",
 ):
     """Splits `{split: (inputs, labels, origins)}` and returns a `LoadedData`."""
     val_split, note = resolve_val_split(val_split, given, class_names)
@@ -394,6 +427,7 @@ def build_result(
             shuffle=split == "train",
             seed=seed,
             to_float=modality == "image",
+            format=format,
         )
         for split, (x, y) in examples.items()
     }

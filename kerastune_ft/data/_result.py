@@ -13,10 +13,11 @@ class LoadedData:
     be built by hand.
 
     Attributes:
-        train: `tf.data.Dataset` of `(inputs, labels)` batches, reshuffled
-            every epoch (seeded).
-        val: `tf.data.Dataset` of batches in a fixed order, or `None`.
-        test: `tf.data.Dataset` of batches in a fixed order, or `None`.
+        train: `(inputs, labels)` batches, reshuffled every epoch (seeded):
+            a `tf.data.Dataset`, or a `kft.data.ArrayBatches` (a
+            `keras.utils.PyDataset`) with `format="pydataset"`.
+        val: batches of the same kind in a fixed order, or `None`.
+        test: batches of the same kind in a fixed order, or `None`.
         class_names: tuple of class names; label `i` means `class_names[i]`.
         counts: `{split: {class_name: count}}` for the splits that exist.
         examples: `{split: (inputs, labels)}` unbatched NumPy arrays (uint8

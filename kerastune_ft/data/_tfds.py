@@ -1,5 +1,7 @@
 """Loading a TensorFlow Datasets dataset by name (`"tfds:tf_flowers"`)."""
 
+from kerastune_ft._quiet import import_tensorflow
+
 PREFIX = "tfds:"
 
 # tfds split names -> ours.
@@ -28,7 +30,15 @@ def load_tfds(source, *, convert, data_dir=None, download=True, tfds_splits=None
         `({split: (list of converted inputs, list of raw labels)},
         class_names or None)`.
     """
-    import tensorflow_datasets as tfds
+    import_tensorflow("A tfds source")
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as e:
+        raise ImportError(
+            "A tfds source needs tensorflow-datasets: `pip install "
+            f"tensorflow-datasets`. Received: source={source!r}. Or load the files "
+            "with a folder source."
+        ) from e
 
     name = source[len(PREFIX) :]
     if not name:

@@ -30,6 +30,7 @@ def load_images(
     download=True,
     tfds_splits=None,
     verbose=0,
+    format="auto",
 ):
     """Loads labelled images for fine-tuning, checked, split and batched.
 
@@ -81,6 +82,12 @@ def load_images(
             split strings (tfds sources only). Defaults to the dataset's own.
         verbose: `0` is quiet, `1` shows a progress bar while decoding.
             Defaults to `0`.
+        format: what `.train`, `.val` and `.test` are (the name Keras'
+            `image_dataset_from_directory` uses). `"tf"`: `tf.data.Dataset`s
+            (needs TensorFlow). `"pydataset"`: `kft.data.ArrayBatches`, a
+            `keras.utils.PyDataset` that works on every Keras backend without
+            TensorFlow. `"auto"`: `"tf"` on the TensorFlow backend, else
+            `"pydataset"`. Defaults to `"auto"`.
 
     Returns:
         A `kft.data.LoadedData` with `.train`, `.val`, `.test`,
@@ -97,6 +104,7 @@ def load_images(
     ((8, 16, 16, 3), 'float32', 'int32')
     """
     image_size = _check_image_size(image_size)
+    format = _common.resolve_format(format)
     _common.check_common_args(batch_size, val_split, test_split, seed)
     class_names = _common.check_class_names(class_names)
     strict = _common.check_flag("strict", strict)
@@ -122,6 +130,7 @@ def load_images(
         test_split=test_split,
         batch_size=batch_size,
         seed=seed,
+        format=format,
     )
 
 

@@ -15,6 +15,7 @@ from kerastune_ft._validation import check_number
 from kerastune_ft.data._common import build_result
 from kerastune_ft.data._folders import scan_class_folders
 from kerastune_ft.data._result import LoadedData
+from kerastune_ft.data.batches import ArrayBatches
 
 __all__ = ["link_per_class", "take_per_class"]
 
@@ -86,6 +87,7 @@ def take_per_class(data, max_per_class, *, seed=0):
         source=f"{data.source} (at most {max_per_class} per class)",
         skipped=data.skipped,
         image_size=data.image_size,
+        format="pydataset" if isinstance(data.train, ArrayBatches) else "tf",
     )
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from kerastune_ft._validation import check_number
 from kerastune_ft.data._arrays import dataset_to_numpy
+from kerastune_ft.data.batches import is_batches
 from kerastune_ft.evaluation.tta import _check_images, predict, resolve_views
 
 __all__ = [
@@ -71,8 +72,6 @@ def _is_loaded_data(value):
 
 def _collect(dataset, name):
     """Returns (inputs array, int labels, class names or None) from a test set."""
-    import tensorflow as tf
-
     class_names = None
     if _is_loaded_data(dataset):
         split = "test" if "test" in dataset.examples else "val"
@@ -87,12 +86,13 @@ def _collect(dataset, name):
         x, y = dataset
         x = np.asarray(list(x) if isinstance(x, list) else x)
         return x, _labels(y, name), class_names
-    if isinstance(dataset, tf.data.Dataset):
+    if is_batches(dataset):
         arrays = dataset_to_numpy(dataset, name=name)
         return arrays.x, _labels(arrays.y, name), class_names
     raise TypeError(
-        f"Test set {name!r} must be a tf.data.Dataset of (inputs, labels) batches, an "
-        "(inputs, labels) tuple, or a kft.data LoadedData. "
+        f"Test set {name!r} must be a tf.data.Dataset or keras.utils.PyDataset of "
+        "(inputs, labels) batches, an (inputs, labels) tuple, or a kft.data "
+        "LoadedData. "
         f"Received: {type(dataset).__name__}."
     )
 
@@ -396,7 +396,8 @@ def evaluate(
             `kft.build_text_classifier` (which take raw strings).
         test_sets: one test set or a dict name -> test set, the first being
             the reference (in-domain) set. A test set is a `tf.data.Dataset`
-            of `(inputs, labels)` batches (read once, in order), an
+            or a `keras.utils.PyDataset` (such as `kft.data.ArrayBatches`) of
+            `(inputs, labels)` batches (read once, in order), an
             `(inputs, labels)` tuple of arrays or lists, or a `kft.data`
             `LoadedData` (its `test` split, else its `val` split). One set
             is named `"test"`.

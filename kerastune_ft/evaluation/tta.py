@@ -22,10 +22,12 @@ accepts only `tta=None`.
 
 import numbers
 
+import keras
 import numpy as np
 
 from kerastune_ft._validation import check_number
 from kerastune_ft.builders import is_text_model, outputs_logits
+from kerastune_ft.data.batches import is_batches
 
 __all__ = ["CROP_FRACTION", "VIEWS", "apply_view", "predict", "resolve_views"]
 
@@ -108,13 +110,12 @@ def resolve_views(tta):
 
 def _apply_view(name, images):
     """`images` (a `(batch, h, w, c)` tensor) seen through the view `name`."""
-    import tensorflow as tf
-
+    ops = keras.ops
     if name == "identity":
         return images
-    images = tf.cast(images, "float32")
+    images = ops.cast(images, "float32")
     if name.startswith("flip"):
-        images = tf.reverse(images, axis=[2])
+        images = ops.flip(images, axis=2)
         name = name.removeprefix("flip").removeprefix("_")
     if not name:
         return images
@@ -128,7 +129,9 @@ def _apply_view(name, images):
     y0 = top[vertical]
     x0 = left[horizontal or "center"]
     crop = images[:, y0 : y0 + crop_h, x0 : x0 + crop_w, :]
-    return tf.image.resize(crop, (height, width), method="bilinear")
+    return ops.image.resize(
+        crop, (height, width), interpolation="bilinear", data_format="channels_last"
+    )
 
 
 def apply_view(images, view):
@@ -152,8 +155,6 @@ def apply_view(images, view):
     >>> kft.evaluation.tta.apply_view(images, "flip")[0, 0, :, 0]
     array([3., 2., 1., 0.], dtype=float32)
     """
-    import tensorflow as tf
-
     if not isinstance(view, str) or view not in VIEWS:
         raise ValueError(
             f"`view` must be one of {list(VIEWS)}. Received: view={view!r}."
@@ -166,7 +167,7 @@ def apply_view(images, view):
         )
     if view == "identity":
         return images
-    return _apply_view(view, tf.convert_to_tensor(images)).numpy()
+    return keras.ops.convert_to_numpy(_apply_view(view, images))
 
 
 def _sigmoid(z):
@@ -197,6 +198,10 @@ def _probabilities(model, raw):
 
 
 def _predict(model, x, batch_size, verbose, view=None):
+    if keras.backend.backend() != "tensorflow":
+        if view is not None and view != "identity":
+            x = keras.ops.convert_to_numpy(_apply_view(view, x))
+        return model.predict(x, batch_size=batch_size, verbose=verbose)
     import tensorflow as tf
 
     if x.dtype.kind in ("U", "S", "O"):
@@ -270,7 +275,7 @@ def predict(model, x, *, tta=None, batch_size=32, verbose=0):
     """
     views = resolve_views(tta)
     check_number("batch_size", batch_size, low=1, integer=True)
-    if hasattr(x, "element_spec"):
+    if is_batches(x) or hasattr(x, "element_spec"):
         raise TypeError(
             "`x` must be an array (or list) of inputs. Received: a "
             f"{type(x).__name__}. Pass the images as an array, or score a "

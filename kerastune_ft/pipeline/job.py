@@ -129,7 +129,19 @@ def _one_hot(dataset, num_classes):
     if dataset is None:
         return None
     import keras
+    import numpy as np
 
+    from kerastune_ft.data import ArrayBatches
+
+    if isinstance(dataset, ArrayBatches):
+        return ArrayBatches(
+            dataset.x,
+            np.eye(num_classes, dtype="float32")[dataset.y],
+            dataset.batch_size,
+            shuffle=dataset.shuffle,
+            seed=dataset.seed,
+            dtype=dataset.dtype,
+        )
     return dataset.map(lambda x, y: (x, keras.ops.one_hot(y, num_classes)))
 
 

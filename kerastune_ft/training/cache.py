@@ -18,9 +18,15 @@ import math
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from kerastune_ft import distribute
+from kerastune_ft.data.batches import (
+    ArrayBatches,
+    batch_size_of,
+    is_tf_dataset,
+    iter_numpy,
+    num_batches,
+)
 
 __all__ = [
     "CachedFeatures",
@@ -78,12 +84,59 @@ class CachedFeatures:
     batch_size: int
 
 
+def _runner(features, training):
+    """`x -> features(x, training=training)` as NumPy, compiled per backend.
+
+    TensorFlow: a `tf.function`. JAX: a jitted `stateless_call` whose
+    non-trainable state (augmentation seeds) threads through the calls and
+    is written back by the returned `done()`. Other backends: the eager call.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function(reduce_retracing=True)
+        def run(x):
+            return features(x, training=training)
+
+        def run_numpy(x):  # NumPy batches (a PyDataset) become tensors first
+            return run(tf.nest.map_structure(tf.convert_to_tensor, x)).numpy()
+
+        return run_numpy, (lambda: None)
+    if backend == "jax":
+        import jax
+
+        trainable = [v.value for v in features.trainable_variables]
+        state = [v.value for v in features.non_trainable_variables]
+
+        @jax.jit
+        def step(trainable, state, x):
+            return features.stateless_call(trainable, state, x, training=training)
+
+        def run(x):
+            nonlocal state
+            outputs, state = step(trainable, state, x)
+            return np.asarray(outputs)
+
+        def done():
+            for variable, value in zip(
+                features.non_trainable_variables, state, strict=True
+            ):
+                variable.assign(value)
+
+        return run, done
+    return (lambda x: keras.ops.convert_to_numpy(features(x, training=training))), (
+        lambda: None
+    )
+
+
 def materialize(features, dataset, views=0):
     """Runs `features` over `dataset`.
 
     Args:
         features: the feature extractor.
-        dataset: `(inputs, labels)` batches, already preprocessed.
+        dataset: `(inputs, labels)` batches, already preprocessed: a
+            `tf.data.Dataset` or a `keras.utils.PyDataset`.
         views: `0` for one pass in inference mode; `n > 0` for `n` passes in
             training mode (augmentation on), concatenated: a training dataset
             may reshuffle between passes, so each pass keeps its own labels.
@@ -92,24 +145,36 @@ def materialize(features, dataset, views=0):
         A `CachedFeatures`.
     """
     outputs, labels, batch_size = [], [], None
-
-    @tf.function(reduce_retracing=True)
-    def run(x):
-        return features(x, training=bool(views))
-
-    for _ in range(max(1, views)):
-        for x, y in dataset:
+    run, done = _runner(features, bool(views))
+    # tf.data batches go to the tf.function as they are (no copy to NumPy).
+    native = is_tf_dataset(dataset) and keras.backend.backend() == "tensorflow"
+    for view in range(max(1, views)):
+        if view and not is_tf_dataset(dataset):
+            dataset.on_epoch_end()  # a PyDataset reshuffles between passes
+        for x, y in dataset if native else iter_numpy(dataset):
             if batch_size is None:
-                batch_size = int(tf.shape(y)[0])
-            outputs.append(run(x).numpy())
-            labels.append(y.numpy())
+                batch_size = int(np.shape(y)[0])
+            # float32 also under mixed precision (bfloat16 features).
+            outputs.append(np.asarray(run(x), dtype="float32"))
+            labels.append(np.asarray(y))
+    done()
     if not outputs:
         raise ValueError("The dataset is empty: there is nothing to train on.")
     return CachedFeatures(np.concatenate(outputs), np.concatenate(labels), batch_size)
 
 
 def as_dataset(cached, shuffle, seed):
-    """Cached features as batches, reshuffled each epoch when `shuffle`."""
+    """Cached features as batches, reshuffled each epoch when `shuffle`.
+
+    A `tf.data.Dataset` on the TensorFlow backend (the fastest head epochs
+    there), else a `kft.data.ArrayBatches`.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return ArrayBatches(
+            cached.x, cached.y, cached.batch_size, shuffle=shuffle, seed=seed
+        )
+    import tensorflow as tf
+
     dataset = tf.data.Dataset.from_tensor_slices((cached.x, cached.y))
     if shuffle:
         dataset = dataset.shuffle(
@@ -118,9 +183,27 @@ def as_dataset(cached, shuffle, seed):
     return dataset.batch(cached.batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+class _ViewBatches(ArrayBatches):
+    """An epoch of `per_epoch` examples drawn from all the views, reshuffled."""
+
+    def __init__(self, cached, per_epoch, seed):
+        self.per_epoch = per_epoch
+        super().__init__(cached.x, cached.y, cached.batch_size, shuffle=True, seed=seed)
+
+    def _new_order(self):
+        return super()._new_order()[: self.per_epoch]
+
+    def __len__(self):
+        return math.ceil(self.per_epoch / self.batch_size)
+
+
 def views_dataset(cached, views, seed):
     """An epoch draws as many examples as one view holds, from all the views."""
     per_epoch = len(cached.y) // views
+    if keras.backend.backend() != "tensorflow":
+        return _ViewBatches(cached, per_epoch, seed)
+    import tensorflow as tf
+
     dataset = tf.data.Dataset.from_tensor_slices((cached.x, cached.y))
     dataset = dataset.shuffle(len(cached.y), seed=seed, reshuffle_each_iteration=True)
     return dataset.take(per_epoch).batch(cached.batch_size).prefetch(tf.data.AUTOTUNE)
@@ -131,10 +214,10 @@ def affordable_views(features, train, requested):
     shape = features.outputs[0].shape[1:]
     if any(d is None for d in shape):
         return 0
-    batches = int(train.cardinality())
-    if batches <= 0:
+    batches = num_batches(train)
+    if batches is None:
         return 0
-    batch = int(next(iter(train))[1].shape[0])
+    batch = batch_size_of(train)
     per_view = batches * batch * math.prod(shape) * 4
     return int(min(requested, VIEWS_MEMORY_BYTES // max(1, per_view)))
 
@@ -249,6 +332,9 @@ _CACHING_STRATEGIES = (
     "MirroredStrategy",
     "MultiWorkerMirroredStrategy",
     "CollectiveAllReduceStrategy",
+    # keras.distribution on JAX: the head trains data-parallel on the cached
+    # features like any model.
+    "DataParallel",
 )
 
 
@@ -262,7 +348,9 @@ def caching_supported(strategy=None):
     Returns:
         `(supported, reason)`: a bool and, when unsupported, why.
     """
-    strategy = distribute.resolve_strategy(strategy) or tf.distribute.get_strategy()
+    strategy = distribute.current_strategy(strategy)
+    if strategy is None:  # TensorFlow's default strategy, or no distribution
+        return True, ""
     name = type(strategy).__name__
     if any(name.startswith(known) for known in _CACHING_STRATEGIES):
         return True, ""

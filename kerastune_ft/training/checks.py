@@ -6,13 +6,14 @@ was received and says what to do next.
 
 import difflib
 import math
+import sys
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from kerastune_ft import freezing
 from kerastune_ft._validation import check_choice, check_number
+from kerastune_ft.data.batches import as_batches, first_batch, num_batches
 from kerastune_ft.training.schedules import SCHEDULES
 
 __all__ = [
@@ -23,13 +24,21 @@ __all__ = [
 ]
 
 
-def check_model(model, train, validation_data):
-    """`model` is a compiled `keras.Model`; the data are `tf.data.Dataset`s.
+def check_model(model, train, validation_data, *, batch_size=None, seed=None):
+    """`model` is a `keras.Model`; the data are batches or `(x, y)` arrays.
 
     Args:
         model: the `model` argument.
-        train: the `train` argument.
-        validation_data: the `validation_data` argument.
+        train: the `train` argument: a `tf.data.Dataset`, a
+            `keras.utils.PyDataset` or an `(inputs, labels)` tuple.
+        validation_data: the `validation_data` argument, alike, or `None`.
+        batch_size: the batch size of `(inputs, labels)` tuples. Defaults to
+            `None` (32).
+        seed: the seed of the training tuple's shuffling. Defaults to `None`.
+
+    Returns:
+        `(train, validation_data)` as batches: datasets as given, tuples as
+        `kft.data.ArrayBatches` (the training one reshuffled every epoch).
 
     Raises:
         TypeError, ValueError: with what to pass instead.
@@ -38,16 +47,14 @@ def check_model(model, train, validation_data):
         raise TypeError(
             f"`model` must be a keras.Model. Received: {type(model).__name__}."
         )
-    if not isinstance(train, tf.data.Dataset):
-        raise TypeError(
-            "`train` must be a tf.data.Dataset of (inputs, labels) batches, e.g. "
-            f"`kft.data.load_images(...).train`. Received: {type(train).__name__}."
+    if batch_size is not None:
+        check_number("batch_size", batch_size, low=1, integer=True)
+    train = as_batches(train, batch_size, shuffle=True, seed=seed, name="train")
+    if validation_data is not None:
+        validation_data = as_batches(
+            validation_data, batch_size, name="validation_data"
         )
-    if validation_data is not None and not isinstance(validation_data, tf.data.Dataset):
-        raise TypeError(
-            "`validation_data` must be a tf.data.Dataset or None. "
-            f"Received: {type(validation_data).__name__}."
-        )
+    return train, validation_data
 
 
 def require_compiled(model):
@@ -226,11 +233,19 @@ def check_labels(model, labels, name="train"):
         )
 
 
+def _read_errors():
+    """What reading a dataset's first batch may raise."""
+    tf = sys.modules.get("tensorflow")
+    errors = (ValueError, TypeError, IndexError)
+    op_error = getattr(getattr(tf, "errors", None), "OpError", None)
+    return errors + (op_error,) if op_error is not None else errors
+
+
 def _first_batch(dataset, name):
-    """The first element of `dataset`, or a clear error when it has none."""
+    """The first element of `dataset` as NumPy, or a clear error when it has none."""
     try:
-        element = next(iter(dataset), None)
-    except (tf.errors.OpError, ValueError, TypeError) as e:
+        element = first_batch(dataset)
+    except _read_errors() as e:
         raise ValueError(
             f"`{name}` could not be read: {str(e).splitlines()[0]}. "
             "Check the dataset's pipeline (e.g. iterate it once by hand)."
@@ -240,26 +255,29 @@ def _first_batch(dataset, name):
             f"`{name}` is empty: it yields no batches, so there is nothing to "
             f"{'train on' if name == 'train' else 'validate on'}. Check the "
             f"dataset (e.g. a filter() that drops everything, take(0)). "
-            f"Received: {name} with {int(dataset.cardinality())} batches."
+            f"Received: {name} with {num_batches(dataset) or 0} batches."
         )
     if not isinstance(element, (tuple, list)) or len(element) not in (2, 3):
         raise ValueError(
             f"`{name}` must yield (inputs, labels) pairs. Received: elements of "
-            f"{_describe(dataset.element_spec)}. Map it, e.g. "
+            f"{_describe(element)}. Map it, e.g. "
             "`dataset.map(lambda x, y: (x, y))`, or zip inputs with labels."
         )
     return element
 
 
-def _describe(spec):
-    return tf.nest.map_structure(
-        lambda s: (
-            f"{getattr(s, 'dtype', type(s)).name}{list(s.shape)}"
-            if hasattr(s, "shape")
-            else type(s).__name__
-        ),
-        spec,
-    )
+def _describe(element):
+    if isinstance(element, dict):
+        return {k: _describe(v) for k, v in element.items()}
+    if isinstance(element, (tuple, list)):
+        return type(element)(_describe(v) for v in element)
+    if hasattr(element, "shape") and hasattr(element, "dtype"):
+        return f"{_dtype_name(element.dtype)}{list(element.shape)}"
+    return type(element).__name__
+
+
+def _dtype_name(dtype):
+    return "string" if dtype.kind in "OSU" else dtype.name
 
 
 def _check_batch(model, batch, name):
@@ -271,10 +289,10 @@ def _check_batch(model, batch, name):
 
 
 def _check_inputs(model_input, x, name):
-    if not tf.is_tensor(x):
+    if not isinstance(x, np.ndarray):
         return
     expected = tuple(model_input.shape)
-    if x.dtype == tf.string and model_input.dtype != "string":
+    if x.dtype.kind in "OSU" and model_input.dtype != "string":
         raise TypeError(
             f"`{name}` gives strings (e.g. file paths or texts) but the model takes "
             f"{model_input.dtype} tensors of shape {expected}. Load images with "

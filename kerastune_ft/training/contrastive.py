@@ -17,9 +17,9 @@ import math
 import time
 
 import numpy as np
-import tensorflow as tf
 
 from kerastune_ft import freezing
+from kerastune_ft._quiet import import_tensorflow
 from kerastune_ft._validation import check_choice, check_number
 from kerastune_ft.builders.head import make_adamw
 from kerastune_ft.builders.text import TEXT_POOLINGS, TransferTextClassifier
@@ -283,6 +283,7 @@ class ContrastiveStage(Stage):
 
     def _train(self, model, texts, pairs, variables, steps, seed, context):
         """Runs the optimizer steps; the mean pair loss of each epoch."""
+        tf = import_tensorflow("kft.training.ContrastiveStage (text)")
         tokens = model.preprocessor(tf.constant(texts))
         warmup_steps = math.ceil(self.warmup * steps)
         schedule = make_schedule("linear", self.learning_rate, warmup_steps, steps)
@@ -310,6 +311,7 @@ class ContrastiveStage(Stage):
 def _train_step(model, variables, optimizer):
     """A compiled step: both texts of each pair in one backbone call."""
     backbone, pooling = model.backbone, model.pooling
+    tf = import_tensorflow("kft.training.ContrastiveStage (text)")
 
     @tf.function(reduce_retracing=True)
     def step(inputs, target):

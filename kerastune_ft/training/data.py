@@ -12,17 +12,17 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from kerastune_ft import freezing
+from kerastune_ft._quiet import import_tensorflow
 from kerastune_ft.builders.model import random_layers
+from kerastune_ft.data.batches import iter_numpy, num_batches
 from kerastune_ft.training import cache as caching
 from kerastune_ft.training.callbacks import CachedValidation
 from kerastune_ft.training.checks import check_labels
 
 __all__ = [
     "PreparedData",
-    "cardinality",
     "labels_of",
     "prepare_data",
 ]
@@ -45,26 +45,20 @@ class PreparedData:
     """
 
     model: keras.Model
-    train: tf.data.Dataset
-    validation: tf.data.Dataset | None
+    train: object
+    validation: object
     cached: str
     callbacks: list = dataclasses.field(default_factory=list)
 
     @property
     def steps_per_epoch(self):
         """Batches per epoch of `train`, or `None` when unknown."""
-        return cardinality(self.train)
+        return num_batches(self.train)
 
 
 def labels_of(dataset):
     """Every label of an `(inputs, labels)` dataset, flattened, as one array."""
-    return np.concatenate([np.asarray(y).reshape(-1) for _, y in dataset])
-
-
-def cardinality(dataset):
-    """Batches in `dataset`, or `None` when unknown or infinite."""
-    n = int(dataset.cardinality())
-    return n if n > 0 else None
+    return np.concatenate([y.reshape(-1) for _, y, *_ in iter_numpy(dataset)])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +137,7 @@ def _cached(model, train, validation_data, settings, say, random_below):
         key = (store.fingerprint(features), id(dataset), views, settings.seed)
         if text:
             preprocessor = model.preprocessor
+            tf = import_tensorflow("Text models")
             source = dataset.map(
                 lambda x, y: (preprocessor(x), y), num_parallel_calls=tf.data.AUTOTUNE
             )

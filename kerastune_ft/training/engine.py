@@ -67,6 +67,7 @@ def fine_tune(
     seed=None,
     strategy=None,
     verbose="auto",
+    batch_size=None,
 ):
     """Fine-tunes a model in stages and returns the best weights found.
 
@@ -84,8 +85,12 @@ def fine_tune(
         model: a compiled `keras.Model`. Unfreezing stages need a backbone
             (`model.backbone`) and feature caching a transfer classifier
             (`kft.build_image_classifier`, `kft.build_text_classifier`).
-        train: a `tf.data.Dataset` of `(inputs, labels)` batches.
-        validation_data: a dataset like `train`, or `None`. Defaults to `None`.
+        train: `(inputs, labels)` batches: a `tf.data.Dataset`, a
+            `keras.utils.PyDataset` (such as `kft.data.ArrayBatches`, what
+            `kft.data.load_images` returns without TensorFlow), or an
+            `(inputs, labels)` tuple of arrays (batched by `batch_size`,
+            reshuffled every epoch).
+        validation_data: data like `train`, or `None`. Defaults to `None`.
         epochs: maximum epochs per stage. Defaults to `None`: `4` when the
             model trains transformer blocks (BERT-style fine-tuning converges
             in 2-4 epochs; MediaPipe Model Maker's text default is 3), else
@@ -192,6 +197,9 @@ def fine_tune(
             See `docs/distributed.md`.
         verbose: `0` silent, `1` progress bars and a line per stage, `2` one
             line per epoch, `"auto"` is `1`. Defaults to `"auto"`.
+        batch_size: the batch size of `train` and `validation_data` when
+            they are `(inputs, labels)` arrays (datasets keep their own).
+            Defaults to `None` (`32`).
 
     Returns:
         A `FineTuneResult` with the model, merged history, per-stage reports,
@@ -209,7 +217,9 @@ def fine_tune(
     >>> result.epochs_run
     2
     """
-    checks.check_model(model, train, validation_data)
+    train, validation_data = checks.check_model(
+        model, train, validation_data, batch_size=batch_size, seed=seed
+    )
     if monitor is None:
         monitor = "loss" if validation_data is None else "val_loss"
     settings = _settings(

@@ -16,9 +16,9 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from kerastune_ft import freezing
+from kerastune_ft._quiet import import_tensorflow
 from kerastune_ft._validation import check_number
 from kerastune_ft.data.checks import balanced_class_weight
 from kerastune_ft.training import cache as caching
@@ -261,6 +261,7 @@ def _features(model, dataset, settings):
     if freezing.is_text_model(model) and model.preprocessor is not None:
         # keras-hub text tasks preprocess inside fit(); the extractor does not.
         preprocessor = model.preprocessor
+        tf = import_tensorflow("Text models")
         source = dataset.map(lambda x, y: (preprocessor(x), y), tf.data.AUTOTUNE)
     return store.get_or_compute(key, dataset, lambda: materialize(features, source))
 
@@ -309,12 +310,17 @@ def _evaluate(model, train, val, labels, class_weight, settings):
     on train, class weights, as `fit` applies them) on the cached features."""
     head, smoothing = model.head, settings.label_smoothing or None
     recompile(head, keras.optimizers.SGD(), smoothing, like=model)
-    columns = (train.x, train.y)
+    weights = None
     if class_weight:
-        weights = [class_weight.get(int(c), 1.0) for c in labels]
-        columns += (np.asarray(weights, "float32"),)
-    batches = tf.data.Dataset.from_tensor_slices(columns).batch(train.batch_size)
-    logs = head.evaluate(batches, verbose=0, return_dict=True)
+        weights = np.asarray([class_weight.get(int(c), 1.0) for c in labels], "float32")
+    logs = head.evaluate(
+        train.x,
+        train.y,
+        sample_weight=weights,
+        batch_size=train.batch_size,
+        verbose=0,
+        return_dict=True,
+    )
     logs = {k: float(v) for k, v in logs.items()}
     if val is not None:
         batches = caching.as_dataset(val, shuffle=False, seed=None)

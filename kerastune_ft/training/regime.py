@@ -24,6 +24,7 @@ import numpy as np
 
 from kerastune_ft import freezing
 from kerastune_ft._validation import check_choice
+from kerastune_ft.data.batches import first_batch, iter_numpy, num_batches
 from kerastune_ft.training import cache as caching
 from kerastune_ft.training.contrastive import ContrastiveStage
 from kerastune_ft.training.probe import LinearProbeStage, probe_refusal
@@ -162,17 +163,17 @@ def _smallest_class(train, num_classes):
     A dataset with more than `MAX_IMBALANCE * FEW_SHOT_PER_CLASS` examples
     per class is not read (reading an image dataset decodes every file).
     """
-    batches = int(train.cardinality()) if hasattr(train, "cardinality") else -1
-    if batches < 0:
+    batches = num_batches(train)
+    if batches is None:
         return None
-    first = next(iter(train), None)
+    first = first_batch(train)
     if first is None:
         return 0
     batch_size = max(1, int(np.shape(first[1])[0]))
     limit = MAX_IMBALANCE * FEW_SHOT_PER_CLASS * max(2, num_classes)
     if (batches - 1) * batch_size >= limit:
         return None
-    labels = np.concatenate([np.asarray(y) for _, y in train])
+    labels = np.concatenate([y for _, y, *_ in iter_numpy(train)])
     if labels.ndim > 1 and labels.shape[-1] > 1:
         counts = labels.sum(axis=0)  # one-hot or multi-hot labels
     else:

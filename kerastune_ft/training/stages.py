@@ -15,7 +15,6 @@ import os
 import time
 
 import keras
-import tensorflow as tf
 
 from kerastune_ft import distribute, freezing
 from kerastune_ft._validation import check_number
@@ -359,11 +358,14 @@ def _compile(model, data, learning_rate, epochs, settings):
     smoothing = settings.label_smoothing or None
     recompile(model, make_adamw(lr, settings.weight_decay), smoothing)
     if data.model is not model:
-        # The head on cached features: one call of the compiled step per
-        # epoch, so an epoch of a small head costs milliseconds. (Not under
-        # a tf.distribute strategy: Keras 3.15's multi-step function fails
-        # there, "You must feed a value for placeholder tensor".)
-        per_call = 1 if tf.distribute.has_strategy() else (steps or 1)
+        # The head on cached features, on TensorFlow: one call of the
+        # compiled step per epoch, so an epoch of a small head costs
+        # milliseconds. (Not under a tf.distribute strategy: Keras 3.15's
+        # multi-step function fails there, "You must feed a value for
+        # placeholder tensor". JAX loops over the steps in Python anyway, and
+        # torch takes only steps_per_execution=1.)
+        on_tf = keras.backend.backend() == "tensorflow"
+        per_call = (steps or 1) if on_tf and not distribute.has_strategy() else 1
         recompile(
             data.model,
             make_adamw(lr, settings.weight_decay),

@@ -15,9 +15,9 @@ import numpy as np
 
 from kerastune_ft._validation import check_number
 from kerastune_ft.data._arrays import to_numpy
+from kerastune_ft.data.batches import batch_size_of
 from kerastune_ft.training import fine_tune
 from kerastune_ft.tuning.folds import (
-    batch_size_of,
     check_folds,
     memory_usage_mb,
     release_memory,

@@ -8,9 +8,10 @@ import dataclasses
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from kerastune_ft._quiet import import_tensorflow
 from kerastune_ft._validation import check_number
+from kerastune_ft.data.batches import ArrayBatches
 
 __all__ = ["TrialFolds", "memory_usage_mb"]
 
@@ -55,23 +56,16 @@ def memory_usage_mb():
 
 
 def to_dataset(arrays, batch_size, *, shuffle, seed):
-    """A batched `tf.data.Dataset` of an `Arrays` (shuffled every epoch)."""
+    """Batches of an `Arrays` (shuffled every epoch): a `tf.data.Dataset` on
+    the TensorFlow backend, else a `kft.data.ArrayBatches`."""
+    if keras.backend.backend() != "tensorflow":
+        return ArrayBatches(arrays.x, arrays.y, batch_size, shuffle=shuffle, seed=seed)
+    tf = import_tensorflow("Cross-validation with tf.data folds")
     x = arrays.x.astype(str) if arrays.x.dtype == object else arrays.x
     dataset = tf.data.Dataset.from_tensor_slices((x, arrays.y))
     if shuffle:
         dataset = dataset.shuffle(len(arrays), seed=seed, reshuffle_each_iteration=True)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
-def batch_size_of(data, default=32):
-    """The batch size of a `LoadedData` or a batched dataset, else `default`."""
-    size = getattr(data, "batch_size", None)
-    if isinstance(size, int):
-        return size
-    if isinstance(data, tf.data.Dataset):
-        for element in data.take(1):
-            return int(tf.shape(element[1])[0])
-    return default
 
 
 def splitter(folds, stratified, repeats, seed):

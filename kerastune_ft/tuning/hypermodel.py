@@ -17,10 +17,10 @@ import time
 
 import keras_tuner
 import numpy as np
-import tensorflow as tf
 
 from kerastune_ft import freezing
 from kerastune_ft._files import write_text_atomic
+from kerastune_ft._quiet import import_tensorflow
 from kerastune_ft.training import fine_tune as _fine_tune
 from kerastune_ft.tuning import space as space_lib
 from kerastune_ft.tuning.folds import release_memory
@@ -309,6 +309,7 @@ class FineTuneHyperModel(keras_tuner.HyperModel):
             return dataset
         key = (id(dataset), int(size))
         if key not in self._rebatched:
+            tf = import_tensorflow("Tuning the batch size")
             self._rebatched[key] = (
                 dataset,  # keeps the id valid
                 dataset.unbatch().batch(int(size)).prefetch(tf.data.AUTOTUNE),

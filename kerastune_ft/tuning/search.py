@@ -29,14 +29,15 @@ import time
 import warnings
 
 import keras_tuner
-import tensorflow as tf
 
 from kerastune_ft import training
+from kerastune_ft._quiet import import_tensorflow
 from kerastune_ft._validation import check_choice, check_number
 from kerastune_ft._warnings import KerasTuneFTWarning
 from kerastune_ft.data._arrays import to_numpy
+from kerastune_ft.data.batches import batch_size_of, is_tf_dataset
 from kerastune_ft.tuning import space as space_lib
-from kerastune_ft.tuning.folds import TrialFolds, batch_size_of, release_memory
+from kerastune_ft.tuning.folds import TrialFolds, release_memory
 from kerastune_ft.tuning.hypermodel import (
     RECORD_NAME,
     FineTuneHyperModel,
@@ -157,7 +158,8 @@ def _search_data(train, validation_data, objective, cross_validation):
             validation_data = loaded.val
     if hasattr(validation_data, "class_names") and hasattr(validation_data, "val"):
         validation_data = validation_data.val
-    if not isinstance(train, tf.data.Dataset):
+    import_tensorflow("kft.tune (keras-tuner trials on tf.data datasets)")
+    if not is_tf_dataset(train):
         raise TypeError(
             "`train` must be a tf.data.Dataset of (inputs, labels) batches or a "
             f"kft LoadedData. Received: train of type {type(train).__name__}."

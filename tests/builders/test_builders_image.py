@@ -20,6 +20,7 @@ import kerastune_ft as kft
 from kerastune_ft import _compat
 from kerastune_ft.backbones.image import IMAGE_BACKBONES, ImagePreprocessing
 from kerastune_ft.builders import MacroScore, TransferImageClassifier
+from kerastune_ft.builders.head import dtype_policy_scope
 from kerastune_ft.freezing import count_params, freeze_backbone
 
 SMALL = {
@@ -478,6 +479,13 @@ def test_augmentation_acts_in_training_only(tmp_path):
         (3, {}, TypeError, "Received: backbone=3"),
         (_tiny_backbone, {"backbone_kwargs": {"alpha": 1}}, ValueError, "ready"),
         ("resnet_50x", {}, ValueError, "'resnet50'"),
+        (
+            "mobilenet_v2",
+            {"mixed_precision": "bfloat16"},
+            ValueError,
+            "Received: mixed_precision='bfloat16'. Did you mean 'mixed_bfloat16'",
+        ),
+        ("mobilenet_v2", {"mixed_precision": 16}, TypeError, "mixed_precision=16"),
     ],
 )
 def test_bad_input_is_a_clear_error(backbone, kwargs, error, match):
@@ -660,3 +668,55 @@ def test_image_preprocessing_layer_serializes(mode, tmp_path):
     run_serialization_test(
         ImagePreprocessing(mode), sample=_images(2, 8), tmp_path=tmp_path
     )
+
+
+# ------------------------------------------------------- mixed precision
+
+
+def _compute_dtypes(model):
+    return {
+        layer.compute_dtype
+        for layer in model.backbone.layers
+        if isinstance(layer, keras.layers.Conv2D | keras.layers.DepthwiseConv2D)
+    }
+
+
+def test_mixed_bfloat16_computes_in_bfloat16_outputs_float32(tmp_path):
+    built = kft.build_image_classifier(
+        "mobilenet_v2", 3, mixed_precision="mixed_bfloat16", compile=False, **SMALL
+    )
+    assert keras.config.dtype_policy().name == "float32"  # the global one is kept
+    assert _compute_dtypes(built) == {"bfloat16"}
+    assert {w.dtype for w in built.weights} == {"float32"}
+    # The contract (fit step, .keras round trip) on a tiny bfloat16 backbone.
+    with dtype_policy_scope("mixed_bfloat16"):
+        backbone = _tiny_backbone()
+    model = kft.build_image_classifier(
+        backbone, 3, mixed_precision="mixed_bfloat16", preprocessing="tf"
+    )
+    assert model.preprocessor.compute_dtype == model.pooling.compute_dtype
+    assert model.pooling.compute_dtype == model.head.layers[0].compute_dtype
+    assert model.head.layers[0].compute_dtype == "bfloat16"
+    assert model.head.layers[-1].compute_dtype == "float32"
+    x, y = _images(), np.array([0, 1, 2, 0, 1, 2])
+    assert keras.backend.standardize_dtype(model(x).dtype) == "float32"
+    reloaded = run_builder_test(model, x, y, num_outputs=3, tmp_path=tmp_path)
+    assert reloaded.mixed_precision == "mixed_bfloat16"
+    assert _compute_dtypes(reloaded) == {"bfloat16"}
+    assert reloaded.head.layers[0].compute_dtype == "bfloat16"
+    assert reloaded.head.layers[-1].compute_dtype == "float32"
+
+
+def test_mixed_float16_scales_the_loss_and_reloads(tmp_path):
+    model = kft.build_image_classifier(
+        _tiny_backbone(), 3, mixed_precision="mixed_float16", preprocessing="tf"
+    )
+    assert keras.config.dtype_policy().name == "float32"
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert model.preprocessor.compute_dtype == "float16"
+    assert model.head.layers[-1].compute_dtype == "float32"
+    reloaded = run_builder_test(
+        model, _images(), np.array([0, 1, 2, 0, 1, 2]), num_outputs=3, tmp_path=tmp_path
+    )
+    assert isinstance(reloaded.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert reloaded.get_config()["mixed_precision"] == "mixed_float16"

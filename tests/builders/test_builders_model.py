@@ -49,6 +49,10 @@ def test_outputs_logits_follows_the_attribute():
     assert outputs_logits(model) is True
 
 
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="text models need the TensorFlow backend (tensorflow-text)",
+)
 def test_random_layers_of_a_text_model_are_the_encoder_dropouts():
     model = kft.build_text_classifier(
         tiny_bert_backbone(1),

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from _tiny import tiny_data, tiny_model
+from _tiny import tiny_arrays, tiny_data, tiny_model
 from _training_models import last_dense, tiny_classifier
 
 import kerastune_ft as kft
@@ -278,3 +278,21 @@ def test_stage_plan_is_typed():
     ]
     assert (plan[1].top, plan[1].learning_rate) == (2, 1e-5)
     assert (plan[2].top, plan[2].epochs) == ("all", 3)
+
+
+def test_fine_tune_takes_arrays_and_array_batches():
+    x, y = tiny_arrays()
+    model = tiny_classifier()
+    result = kft.fine_tune(
+        model, (x, y), (x, y), epochs=2, batch_size=16, seed=0, verbose=0
+    )
+    assert result.epochs_run == 2
+    assert result.stages[0].cached == "train+val"
+    train = kft.data.ArrayBatches(x, y, batch_size=16, shuffle=True, seed=0)
+    val = kft.data.ArrayBatches(x, y, batch_size=16)
+    augmented = tiny_classifier(augment=True)
+    result = kft.fine_tune(
+        augmented, train, val, epochs=1, augmented_views=2, seed=0, verbose=0
+    )
+    assert result.stages[0].cached == "train (2 views)+val"
+    assert np.isfinite(result.history["val_loss"]).all()
