@@ -162,6 +162,7 @@ def test_real_uci_duplicates_are_reported(shared_dir):
 
 def test_public_data_api_is_pinned():
     assert sorted(kft.data.__all__) == [
+        "ArrayBatches",
         "ClassBalance",
         "LeakageReport",
         "LoadedData",
