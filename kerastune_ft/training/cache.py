@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import weakref
 
 import keras
 import numpy as np
@@ -104,19 +105,21 @@ def _runner(features, training):
 
         return run_numpy, (lambda: None)
     if backend == "jax":
-        import jax
-
+        step = _jax_step(features, training)
         trainable = [v.value for v in features.trainable_variables]
         state = [v.value for v in features.non_trainable_variables]
-
-        @jax.jit
-        def step(trainable, state, x):
-            return features.stateless_call(trainable, state, x, training=training)
+        full = None
 
         def run(x):
-            nonlocal state
+            nonlocal state, full
+            # A smaller last batch would compile the pass again: pad it.
+            n = len(x) if isinstance(x, np.ndarray) else None
+            full = full or n
+            if n is not None and n < full:
+                pad = np.zeros((full - n,) + x.shape[1:], x.dtype)
+                x = np.concatenate([x, pad])
             outputs, state = step(trainable, state, x)
-            return np.asarray(outputs)
+            return np.asarray(outputs)[:n]
 
         def done():
             for variable, value in zip(
@@ -128,6 +131,25 @@ def _runner(features, training):
     return (lambda x: keras.ops.convert_to_numpy(features(x, training=training))), (
         lambda: None
     )
+
+
+# One compiled JAX pass per feature extractor and mode, reused by every
+# `materialize` call on it (train, val, and later runs on the same model).
+_JAX_STEPS = weakref.WeakKeyDictionary()
+
+
+def _jax_step(features, training):
+    import jax
+
+    steps = _JAX_STEPS.setdefault(features, {})
+    if training not in steps:
+        extractor = weakref.ref(features)  # the cache must not keep it alive
+
+        def step(trainable, state, x):
+            return extractor().stateless_call(trainable, state, x, training=training)
+
+        steps[training] = jax.jit(step)
+    return steps[training]
 
 
 def materialize(features, dataset, views=0):

@@ -132,8 +132,17 @@ def _cached(model, train, validation_data, settings, say, random_below):
     # takes preprocessed inputs, so the cached passes apply it here.
     text = freezing.is_text_model(model)
 
+    extractors = {}
+
+    def extractor(augment):
+        # One extractor per flag: on JAX its compiled pass is reused for
+        # train and val (see `caching.materialize`).
+        if augment not in extractors:
+            extractors[augment] = model.feature_extractor(augment=augment)
+        return extractors[augment]
+
     def materialized(dataset, views=0):
-        features = model.feature_extractor(augment=bool(views))
+        features = extractor(bool(views))
         key = (store.fingerprint(features), id(dataset), views, settings.seed)
         if text:
             preprocessor = model.preprocessor
@@ -154,7 +163,7 @@ def _cached(model, train, validation_data, settings, say, random_below):
     views = 0
     if random_below and settings.augmented_views:
         views = caching.affordable_views(
-            model.feature_extractor(), train, settings.augmented_views
+            extractor(False), train, settings.augmented_views
         )
         if views < 2:
             say(
