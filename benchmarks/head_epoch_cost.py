@@ -18,7 +18,6 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 import kerastune_ft as kft
 from kerastune_ft.builders.head import classification_metrics, make_adamw
@@ -54,6 +53,8 @@ class EpochParts(keras.callbacks.Callback):
 
 
 def engine_epoch():
+    import tensorflow as tf  # here: benchmarks/gpu/head_steps.py imports this file
+
     rng = np.random.default_rng(SEED)
     images = rng.uniform(0, 255, (TRAIN, 32, 32, 3)).astype("float32")
     labels = rng.integers(0, CLASSES, TRAIN)
@@ -88,6 +89,8 @@ def engine_epoch():
 
 
 def keras_epoch(name, optimizer, metrics, steps_per_execution, dropout=True):
+    import tensorflow as tf
+
     rng = np.random.default_rng(SEED)
     x = rng.normal(size=(TRAIN, FEATURES)).astype("float32")
     y = rng.integers(0, CLASSES, TRAIN)

@@ -13,6 +13,7 @@ subprocess per backend; it also runs alone:
 It prints one line per step and ends with "backend smoke ok: <backend>".
 """
 
+import collections
 import os
 import sys
 import tempfile
@@ -72,6 +73,37 @@ def _write_images(folder, per_class=8, size=40):
             Image.fromarray(pixels).save(os.path.join(folder, name, f"{i}.png"))
 
 
+def _count_compiles(backend):
+    """Counts XLA compilations per function name (JAX only; else empty)."""
+    compiles = collections.Counter()
+    if backend == "jax":
+        import jax
+
+        def listen(event, duration, **kwargs):
+            if event == "/jax/core/compile/backend_compile_duration":
+                compiles[kwargs.get("fun_name", "?")] += 1
+
+        jax.monitoring.register_event_duration_secs_listener(listen)
+    return compiles
+
+
+class _PoisonHead:
+    """Makes the head's weights NaN at the end of epoch `epoch` (a divergence)."""
+
+    def __new__(cls, model, epoch):
+        import keras
+        import numpy as np
+
+        class Poison(keras.callbacks.Callback):
+            def on_epoch_end(self, index, logs=None):
+                if index + 1 == epoch:
+                    model.head.set_weights(
+                        [w * np.nan for w in model.head.get_weights()]
+                    )
+
+        return Poison()
+
+
 def _tiny_model(kft, augmentation=None):
     # A two-convolution backbone with NumPy weights: on JAX every new shape
     # of a random initializer compiles (seconds on a CPU), so MobileNetV2
@@ -111,21 +143,45 @@ def main(folder):
     assert "tensorflow" not in sys.modules, "import kerastune_ft imported tensorflow"
     _step(started, f"import kerastune_ft on {backend}, without tensorflow")
 
+    compiles = _count_compiles(backend)
     images = os.path.join(folder, "images")
     _write_images(images)
+    # Batches of 5: 12 training images (5, 5, 2) and 4 validation images.
     data = kft.data.load_images(
-        images, image_size=32, batch_size=4, val_split=0.25, seed=0
+        images, image_size=32, batch_size=5, val_split=0.25, seed=0
     )
     assert isinstance(data.train, kft.data.ArrayBatches), type(data.train)
     x, y = data.train[0]
-    assert x.shape == (4, 32, 32, 3) and x.dtype == np.float32, (x.shape, x.dtype)
+    assert x.shape == (5, 32, 32, 3) and x.dtype == np.float32, (x.shape, x.dtype)
+    assert len(data.train.y) % 5 and len(data.val.y) % 5, "no partial batch"
     _step(started, "load_images -> ArrayBatches")
 
     model = _tiny_model(kft)
     result = kft.fine_tune(model, data.train, data.val, epochs=2, seed=0, verbose=0)
     assert result.stages[0].cached == "train+val", result.stages[0].cached
     assert result.epochs_run == 2
+    if backend == "jax":
+        # The frozen pass over train and val (full and partial batches)
+        # compiles once: kerastune_ft/training/cache.py pads the last batch.
+        assert compiles["jit(step)"] == 1, dict(compiles)
     _step(started, "fine_tune on cached features")
+
+    diverged = _tiny_model(kft)
+    poisoned = kft.fine_tune(
+        diverged,
+        data.train,
+        data.val,
+        epochs=4,
+        early_stopping=False,
+        callbacks=[_PoisonHead(diverged, 2)],
+        seed=0,
+        verbose=0,
+    )
+    assert poisoned.diverged and poisoned.epochs_run == 3, poisoned.epochs_run
+    assert poisoned.best_epoch in (1, 2), poisoned.best_epoch
+    weights = [keras.ops.convert_to_numpy(w) for w in diverged.weights]
+    assert all(np.isfinite(w).all() for w in weights)
+    _step(started, "a NaN loss stops the run and keeps the last finite best")
 
     augmented = _tiny_model(kft, augmentation=[keras.layers.RandomFlip("horizontal")])
     views = kft.fine_tune(

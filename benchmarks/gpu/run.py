@@ -9,7 +9,7 @@ that fails or outlives its share of `--budget` is recorded as such and the
 next one runs. Jobs (see JOBS below): `env`, `baseline`, `baseline_bf16`,
 `baseline_cold` / `baseline_warm` (JAX persistent cache), `throughput`,
 `timm_frozen`, `timm_full`, `timm_full_bf16`, `kft`, `kft_cold`, `kft_warm`,
-`kft_noautotune` (XLA's GPU autotuning off), `kft_profile`,
+`kft_noautotune` / `baseline_noautotune` (XLA's GPU autotuning off), `kft_profile`,
 `kft_bf16`, `kft_lite0_frozen`, `kft_lite0_full`, `kft_large`, `smoke_torch`.
 """
 
@@ -92,6 +92,11 @@ JOBS = {
         [HERE / "kft_image.py"],
         {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_gpu_autotune_level=0"},
         300,
+    ),
+    "baseline_noautotune": (
+        [HERE / "keras_baseline.py"],
+        {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_gpu_autotune_level=0"},
+        240,
     ),
     "kft_bf16": (
         [HERE / "kft_image.py", "--mixed-precision", "mixed_bfloat16"],

@@ -85,12 +85,13 @@ class CachedFeatures:
     batch_size: int
 
 
-def _runner(features, training):
+def _runner(features, training, rows):
     """`x -> features(x, training=training)` as NumPy, compiled per backend.
 
     TensorFlow: a `tf.function`. JAX: a jitted `stateless_call` whose
     non-trainable state (augmentation seeds) threads through the calls and
-    is written back by the returned `done()`. Other backends: the eager call.
+    is written back by the returned `done()`, and every batch is padded to
+    at least `rows` (the dataset's batch size). Other backends: the eager call.
     """
     backend = keras.backend.backend()
     if backend == "tensorflow":
@@ -105,20 +106,23 @@ def _runner(features, training):
 
         return run_numpy, (lambda: None)
     if backend == "jax":
-        step = _jax_step(features, training)
+        compiled = _jax_step(features, training)
+        compiled.rows = max(compiled.rows, rows)
         trainable = [v.value for v in features.trainable_variables]
         state = [v.value for v in features.non_trainable_variables]
-        full = None
 
         def run(x):
-            nonlocal state, full
-            # A smaller last batch would compile the pass again: pad it.
+            nonlocal state
+            # Another batch size would compile the pass again: smaller batches
+            # (a last batch, a small validation set) are padded to the largest
+            # batch size this pass has seen.
             n = len(x) if isinstance(x, np.ndarray) else None
-            full = full or n
-            if n is not None and n < full:
-                pad = np.zeros((full - n,) + x.shape[1:], x.dtype)
-                x = np.concatenate([x, pad])
-            outputs, state = step(trainable, state, x)
+            if n is not None:
+                compiled.rows = max(compiled.rows, n)
+                if n < compiled.rows:
+                    pad = np.zeros((compiled.rows - n,) + x.shape[1:], x.dtype)
+                    x = np.concatenate([x, pad])
+            outputs, state = compiled.step(trainable, state, x)
             return np.asarray(outputs)[:n]
 
         def done():
@@ -138,6 +142,14 @@ def _runner(features, training):
 _JAX_STEPS = weakref.WeakKeyDictionary()
 
 
+@dataclasses.dataclass
+class _CompiledPass:
+    """A jitted feature pass and the batch size it pads its inputs to."""
+
+    step: object
+    rows: int = 0
+
+
 def _jax_step(features, training):
     import jax
 
@@ -148,7 +160,7 @@ def _jax_step(features, training):
         def step(trainable, state, x):
             return extractor().stateless_call(trainable, state, x, training=training)
 
-        steps[training] = jax.jit(step)
+        steps[training] = _CompiledPass(jax.jit(step))
     return steps[training]
 
 
@@ -167,7 +179,7 @@ def materialize(features, dataset, views=0):
         A `CachedFeatures`.
     """
     outputs, labels, batch_size = [], [], None
-    run, done = _runner(features, bool(views))
+    run, done = _runner(features, bool(views), batch_size_of(dataset))
     # tf.data batches go to the tf.function as they are (no copy to NumPy).
     native = is_tf_dataset(dataset) and keras.backend.backend() == "tensorflow"
     for view in range(max(1, views)):

@@ -19,7 +19,11 @@ import keras
 from kerastune_ft import distribute, freezing
 from kerastune_ft._validation import check_number
 from kerastune_ft.builders.head import make_adamw
-from kerastune_ft.training.callbacks import BestWeights, EpochLog
+from kerastune_ft.training.callbacks import (
+    BestWeights,
+    EpochLog,
+    stop_on_non_finite_loss,
+)
 from kerastune_ft.training.data import CacheSettings, prepare_data
 from kerastune_ft.training.losses import recompile
 from kerastune_ft.training.results import StageReport
@@ -402,7 +406,7 @@ def stage_callbacks(context, data):
     settings = context.settings
     callbacks = list(data.callbacks) + [
         context.tracker,
-        keras.callbacks.TerminateOnNaN(),
+        stop_on_non_finite_loss(),
     ]
     if settings.reduce_lr_on_plateau:
         callbacks.append(
