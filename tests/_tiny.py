@@ -83,8 +83,9 @@ TEXTS = [
 LABELS = np.array([1, 0, 1, 0, 1, 0, 1, 0])
 
 
-def tiny_bert_backbone(num_layers=2):
+def tiny_bert_backbone(num_layers=2, dropout=0.1):
     return keras_hub.models.BertBackbone(
+        dropout=dropout,
         vocabulary_size=len(VOCAB),
         num_layers=num_layers,
         num_heads=2,

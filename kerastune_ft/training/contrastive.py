@@ -158,17 +158,22 @@ class ContrastiveStage(Stage):
         sampling: one of `SAMPLING`. Defaults to `"oversampling"`.
         iterations: pairs of each kind per training text instead of
             `sampling`'s count, or `None`. Defaults to `None`.
-        max_pairs: keep at most this many pairs (the first ones, which
-            alternate positive and negative), or `None`. Defaults to `None`.
-            Pairs grow with the square of the examples: with `"oversampling"`
-            8 texts per class of 2 make 144 pairs (9 steps), 32 per class
-            2,112 (132 steps), 32 + 208 texts 44,528; cap them with
-            `max_pairs` or `iterations` on more data.
+        max_pairs: keep at most this many pairs (a random subset: the
+            pairs come in a seeded random order), or `None` for all.
+            Defaults to `4096` (256 steps of 16). Pairs grow with the square
+            of the examples: with `"oversampling"` 8 texts per class of 2
+            make 144 pairs (9 steps), 32 per class 2,112 (132 steps), 8 + 52
+            texts 2,828, 32 + 208 texts 44,528 (2,783 steps, over an hour
+            on a 2-core CPU; the cap makes it about 7 minutes).
         seed: pairs and their order. Defaults to `None`: the run's seed
             (`fine_tune(seed=...)`), else `0`.
         pooling: the model's pooling during and after the stage: `"mean"`,
             `"normalized_mean"`, `"cls"` or `"pooled"`. Defaults to
             `"normalized_mean"`.
+        jit_compile: compile the step with XLA. Defaults to `True`: on a
+            2-core CPU a MiniLM step of 16 pairs takes 1.5 s instead of
+            2.4 s, for about 10 s more compilation before the first step
+            (`benchmarks/RESULTS.md`).
         losses: after `run`, the mean contrastive loss of each epoch.
 
     Example:
@@ -206,9 +211,10 @@ class ContrastiveStage(Stage):
     warmup: float = 0.1
     sampling: str = "oversampling"
     iterations: int | None = None
-    max_pairs: int | None = None
+    max_pairs: int | None = 4096
     seed: int | None = None
     pooling: str = "normalized_mean"
+    jit_compile: bool = True
 
     # Set by `run`; not a dataclass field (not part of `describe()`).
     losses = None
@@ -221,6 +227,11 @@ class ContrastiveStage(Stage):
         check_number("warmup", self.warmup, low=0, high=1, high_inclusive=False)
         check_choice("sampling", self.sampling, SAMPLING)
         check_choice("pooling", self.pooling, TEXT_POOLINGS)
+        if not isinstance(self.jit_compile, bool):
+            raise TypeError(
+                "`jit_compile` must be True or False. Received: "
+                f"jit_compile={self.jit_compile!r}."
+            )
         for name in ("iterations", "max_pairs", "seed"):
             value = getattr(self, name)
             if value is not None:
@@ -289,7 +300,7 @@ class ContrastiveStage(Stage):
         schedule = make_schedule("linear", self.learning_rate, warmup_steps, steps)
         optimizer = make_adamw(schedule, self.weight_decay)
         optimizer.build(variables)
-        step = _train_step(model, variables, optimizer)
+        step = _train_step(model, variables, optimizer, self.jit_compile)
         order = np.random.default_rng([seed, 1])
         losses = []
         for epoch in range(self.epochs):
@@ -297,9 +308,9 @@ class ContrastiveStage(Stage):
             for batch in np.array_split(
                 order.permutation(len(pairs)), math.ceil(len(pairs) / self.batch_size)
             ):
-                ids = np.concatenate([pairs.first[batch], pairs.second[batch]])
+                ids, target, weight = _padded_batch(pairs, batch, self.batch_size)
                 inputs = {k: tf.gather(v, ids) for k, v in tokens.items()}
-                loss = step(inputs, tf.constant(pairs.target[batch]))
+                loss = step(inputs, tf.constant(target), tf.constant(weight))
                 total, count = total + float(loss) * len(batch), count + len(batch)
             losses.append(total / count)
             context.say(
@@ -308,19 +319,33 @@ class ContrastiveStage(Stage):
         return losses
 
 
-def _train_step(model, variables, optimizer):
+def _padded_batch(pairs, batch, size):
+    """Text ids, targets and weights of a batch padded to `size` pairs.
+
+    Every step then has the same shapes, so XLA compiles the step once
+    (a shorter last batch would compile it again, ~20 s for MiniLM on CPU);
+    padded pairs repeat the first pair with weight 0.
+    """
+    padded = np.concatenate([batch, np.full(size - len(batch), batch[0])])
+    weight = (np.arange(size) < len(batch)).astype("float32")
+    ids = np.concatenate([pairs.first[padded], pairs.second[padded]])
+    return ids, pairs.target[padded].astype("float32"), weight
+
+
+def _train_step(model, variables, optimizer, jit_compile):
     """A compiled step: both texts of each pair in one backbone call."""
     backbone, pooling = model.backbone, model.pooling
     tf = import_tensorflow("kft.training.ContrastiveStage (text)")
 
-    @tf.function(reduce_retracing=True)
-    def step(inputs, target):
+    @tf.function(reduce_retracing=True, jit_compile=jit_compile)
+    def step(inputs, target, weight):
         with tf.GradientTape() as tape:
             features = backbone(inputs, training=True)
             embeddings = pooling(features, inputs.get("padding_mask"))
             u, v = tf.split(tf.math.l2_normalize(embeddings, axis=-1), 2)
             cosine = tf.reduce_sum(u * v, axis=-1)
-            loss = tf.reduce_mean(tf.square(cosine - target))
+            loss = tf.reduce_sum(weight * tf.square(cosine - target))
+            loss = loss / tf.reduce_sum(weight)
         gradients = tape.gradient(loss, variables)
         # Weights the pooling does not read (a pooler under "mean") get none.
         optimizer.apply_gradients(

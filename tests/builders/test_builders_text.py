@@ -329,3 +329,24 @@ def test_same_seed_same_head_and_dropout_seeds():
 def test_bad_seed(seed, error):
     with pytest.raises(error, match=f"Received: seed={seed!r}"):
         build(num_layers=1, seed=seed)
+
+
+def test_predict_sorts_by_length_cuts_padding_and_keeps_the_input_order():
+    model = kft.build_text_classifier(
+        tiny_bert_backbone(num_layers=1, dropout=0.0),
+        2,
+        preprocessor=tiny_bert_preprocessor(sequence_length=24),
+        seed=0,
+    )
+    texts = [TEXTS[0] + " " + TEXTS[0], *TEXTS, " ".join(TEXTS[:4])]
+    tokens = model.preprocessor(tf.constant(texts))
+    # The full-length, unsorted reference: the model called on padded tokens.
+    expected = keras.ops.convert_to_numpy(model(tokens, training=False))
+    got = model.predict(texts, batch_size=3, verbose=0)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    np.testing.assert_allclose(
+        model.predict(np.array(texts), batch_size=3, verbose=0), expected, atol=1e-5
+    )
+    cut = builders_text.trim_padding(tokens)
+    longest = int(np.max(np.sum(tokens["padding_mask"], axis=1)))
+    assert cut["token_ids"].shape == (len(texts), -(-longest // 8) * 8) != (len(texts), 24)

@@ -20,9 +20,9 @@ import kerastune_ft as kft
 from kerastune_ft.training import contrastive, engine
 
 
-def _text_model(pooling="mean", freeze="embeddings"):
+def _text_model(pooling="mean", freeze="embeddings", dropout=0.1):
     return kft.build_text_classifier(
-        tiny_bert_backbone(num_layers=1),
+        tiny_bert_backbone(num_layers=1, dropout=dropout),
         2,
         preprocessor=tiny_bert_preprocessor(sequence_length=8),
         pooling=pooling,
@@ -105,6 +105,35 @@ def test_pairs_train_the_whole_backbone_and_same_class_texts_move_closer(tmp_pat
         model.predict(np.array(TEXTS), verbose=0),
         atol=1e-5,
     )
+
+
+def test_the_xla_step_pads_short_batches_without_changing_the_training():
+    # 40 pairs in batches of 6: sizes 6 and 5. The XLA step pads every batch
+    # to 6 pairs with weight 0 (one compiled shape); the result must be the
+    # plain step's (without dropout, whose random masks differ under XLA).
+    losses, weights = [], []
+    for jit_compile in (True, False):
+        keras.utils.set_random_seed(0)
+        model = _text_model(freeze="all", dropout=0.0)
+        stage = kft.training.ContrastiveStage(
+            epochs=2, learning_rate=1e-3, batch_size=6, seed=0, jit_compile=jit_compile
+        )
+        stage.run(stage_context(model, _dataset()))
+        losses.append(stage.losses)
+        weights.append(model.backbone.get_weights())
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4)
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_max_pairs_caps_the_steps_and_has_a_default_cap():
+    # Pairs grow with the square of the texts: 240 texts make 44,528; the
+    # default keeps 4,096 (256 steps of 16).
+    assert kft.training.ContrastiveStage().max_pairs == 4096
+    messages = []
+    stage = kft.training.ContrastiveStage(batch_size=8, max_pairs=12, seed=0)
+    stage.run(stage_context(_text_model(), _dataset(), messages=messages))
+    assert "12 pairs of 8 texts, 2 steps" in messages[0]
 
 
 def test_the_plan_with_a_linear_probe_runs_in_the_loop():
@@ -200,6 +229,8 @@ def test_what_it_cannot_train_is_refused(model, labels, match):
 def test_bad_arguments_are_refused_when_the_stage_is_made(kwargs, match):
     with pytest.raises(ValueError, match=match):
         kft.training.ContrastiveStage(**kwargs)
+    with pytest.raises(TypeError, match="Received: jit_compile='yes'"):
+        kft.training.ContrastiveStage(jit_compile="yes")
 
 
 YELP_TEST = 200
