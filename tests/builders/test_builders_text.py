@@ -349,4 +349,6 @@ def test_predict_sorts_by_length_cuts_padding_and_keeps_the_input_order():
     )
     cut = builders_text.trim_padding(tokens)
     longest = int(np.max(np.sum(tokens["padding_mask"], axis=1)))
-    assert cut["token_ids"].shape == (len(texts), -(-longest // 8) * 8) != (len(texts), 24)
+    assert (
+        cut["token_ids"].shape == (len(texts), -(-longest // 8) * 8) != (len(texts), 24)
+    )
