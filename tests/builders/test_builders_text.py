@@ -11,6 +11,7 @@ from _tiny import LABELS, TEXTS, tiny_bert_backbone, tiny_bert_preprocessor
 import kerastune_ft as kft
 from kerastune_ft.backbones import text as backbones_text
 from kerastune_ft.builders import text as builders_text
+from kerastune_ft.builders import tokens as builders_tokens
 
 
 def build(num_layers=2, **kwargs):
@@ -115,7 +116,7 @@ def test_backbone_instance_needs_preprocessor():
 def test_sequence_length_auto_forced_and_fallback():
     long_texts = TEXTS + ["the phone is very very very very good it is great"] * 2
     model = build(train_texts=long_texts, compile=False)
-    counts = builders_text.token_counts(model.preprocessor, long_texts)
+    counts = builders_tokens.token_counts(model.preprocessor, long_texts)
     chosen = model.preprocessor.sequence_length
     assert chosen % 8 == 0 and np.mean(counts <= chosen) >= 0.99
     assert np.mean(counts <= chosen - 8) < 0.99  # the smallest such multiple
@@ -132,7 +133,7 @@ def test_sequence_length_auto_forced_and_fallback():
     [([5] * 100, 512, 8), ([9] * 99 + [300], 512, 16), ([700] * 10, 512, 512)],
 )
 def test_choose_sequence_length(counts, maximum, expected):
-    assert builders_text.choose_sequence_length(counts, maximum) == expected
+    assert builders_tokens.choose_sequence_length(counts, maximum) == expected
 
 
 def test_verbose_reports_choice(capsys):
@@ -347,7 +348,7 @@ def test_predict_sorts_by_length_cuts_padding_and_keeps_the_input_order():
     np.testing.assert_allclose(
         model.predict(np.array(texts), batch_size=3, verbose=0), expected, atol=1e-5
     )
-    cut = builders_text.trim_padding(tokens)
+    cut = builders_tokens.trim_padding(tokens)
     longest = int(np.max(np.sum(tokens["padding_mask"], axis=1)))
     assert (
         cut["token_ids"].shape == (len(texts), -(-longest // 8) * 8) != (len(texts), 24)
